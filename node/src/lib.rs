@@ -1,0 +1,11 @@
+//! shardstorm-node: the system under test. A storage node running shard sync and blob-metadata
+//! recovery as specified in `spec/shard-sync.md`, on real storage (redb), real erasure coding and
+//! real (simulated) TCP.
+
+pub mod blob;
+pub mod status;
+pub mod storage;
+pub mod types;
+
+pub use status::{legal_transition, NodeStatus, ShardStatus};
+pub use types::{BlobId, BlobInfo, Epoch, NodeId, ShardIndex, SliverType};
