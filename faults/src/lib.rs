@@ -1,4 +1,34 @@
-//! shardstorm-faults: the fault-injection framework (interface stub; see issue #3).
+//! shardstorm-faults: the SUT-agnostic fault-injection framework of shardstorm.
+//!
+//! - [`Registry`] / [`FailPoints`]: per-simulation async fail points (fail-rs grammar, seeded
+//!   probabilities, pause gates, crash/restart requests for the driver loop, a ledger).
+//! - [`Fault`], [`Schedule`]: fault values and timed/triggered schedules with an exact
+//!   plain-text form.
+//! - [`Knobs`], [`Nemesis`], [`Shape`]: swarm knobs and per-seed schedules under the fault
+//!   [`budget`] (at most f = floor((n-1)/3) faulty nodes at once).
+//!
+//! Everything is deterministic per seed: ChaCha8 RNGs derived from the seed, ordered maps only,
+//! no wall clock.
 
+mod action;
+pub mod budget;
 mod failpoint;
+mod fault;
+mod knobs;
+mod ledger;
+mod nemesis;
+mod registry;
+mod schedule;
+
+#[cfg(all(test, feature = "failpoints"))]
+mod sim_tests;
+
+pub use action::{parse_action, parse_actions, Action, ActionError, Actions, Task};
+pub use budget::{BudgetViolation, FaultyInterval};
 pub use failpoint::{FailPoints, Hit, Injected};
+pub use fault::{fmt_secs, parse_secs, Fault, FaultParseError};
+pub use knobs::{FaultKind, KindKnob, Knobs, KnobsError};
+pub use ledger::{Counts, FiredEvent, LedgerEntry};
+pub use nemesis::{FailPointKind, FailPointSpec, Nemesis, Shape};
+pub use registry::{glob_match, DriverCommand, HitObserver, Registry, Selector};
+pub use schedule::{Schedule, ScheduleEntry, ScheduleError};

@@ -3,9 +3,18 @@
 //! real (simulated) TCP.
 
 pub mod blob;
+pub mod chain;
+pub mod config;
+pub mod ctx;
+pub mod node;
 pub mod status;
 pub mod storage;
 pub mod types;
+pub mod wire;
 
+pub use chain::{Chain, ChainEvent, Committee};
+pub use config::{Bug, NodeConfig};
+pub use ctx::{NodeCtx, Probe, ProbeEvent};
+pub use node::{run, AdminRequest, NodeHandle, NodeSetup, NodeSnapshot};
 pub use status::{legal_transition, NodeStatus, ShardStatus};
 pub use types::{BlobId, BlobInfo, Epoch, NodeId, ShardIndex, SliverType};

@@ -1,0 +1,262 @@
+//! Encoding a blob into sliver pairs, verifying one sliver, rebuilding one sliver from other
+//! shards' slivers (with the consistency check that yields an inconsistency proof) and decoding.
+
+use super::config::EncodingConfig;
+use super::error::{BlobError, InconsistencyProof, RecoveryError};
+use super::metadata::{hash_sliver, BlobMetadata, SliverPairHashes};
+use crate::types::{BlobId, ShardIndex, SliverType};
+use std::collections::BTreeMap;
+
+/// A blob encoded for every shard: `primary[i]` and `secondary[i]` belong to shard `i`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedBlob {
+    pub blob_id: BlobId,
+    pub metadata: BlobMetadata,
+    pub primary: Vec<Vec<u8>>,
+    pub secondary: Vec<Vec<u8>>,
+}
+
+impl EncodedBlob {
+    /// Shard `shard`'s sliver of type `ty`, if the shard is in range.
+    pub fn sliver(&self, shard: ShardIndex, ty: SliverType) -> Option<&[u8]> {
+        let slivers = match ty {
+            SliverType::Primary => &self.primary,
+            SliverType::Secondary => &self.secondary,
+        };
+        slivers.get(usize::from(shard.0)).map(Vec::as_slice)
+    }
+}
+
+/// Encodes `data` into one primary and one secondary sliver per shard, with their metadata.
+pub fn encode(cfg: &EncodingConfig, data: &[u8]) -> Result<EncodedBlob, BlobError> {
+    let primary = encode_type(cfg, SliverType::Primary, data)?;
+    let secondary = encode_type(cfg, SliverType::Secondary, data)?;
+    Ok(assemble(cfg, data.len() as u64, primary, secondary))
+}
+
+/// What a byzantine client uploads: `bad_shard`'s primary sliver is replaced by garbage before
+/// the metadata is computed, so that sliver verifies against the metadata but is not a symbol
+/// of the code. Recovering any primary sliver of this blob yields an inconsistency proof.
+pub fn encode_inconsistent(
+    cfg: &EncodingConfig,
+    data: &[u8],
+    bad_shard: ShardIndex,
+) -> Result<EncodedBlob, BlobError> {
+    check_shard(cfg.n_shards(), bad_shard)?;
+    let mut primary = encode_type(cfg, SliverType::Primary, data)?;
+    let mask = blake3::hash(data);
+    let mut mask_bytes = mask.as_bytes().iter().cycle();
+    for byte in &mut primary[usize::from(bad_shard.0)] {
+        *byte ^= mask_bytes.next().copied().unwrap_or(0xa5) | 1;
+    }
+    let secondary = encode_type(cfg, SliverType::Secondary, data)?;
+    Ok(assemble(cfg, data.len() as u64, primary, secondary))
+}
+
+/// Checks a received sliver against the blob's metadata: shard in range, length, hash.
+pub fn verify_sliver(
+    metadata: &BlobMetadata,
+    shard: ShardIndex,
+    ty: SliverType,
+    sliver: &[u8],
+) -> Result<(), BlobError> {
+    metadata.check_shape()?;
+    check_shard(metadata.n_shards, shard)?;
+    let expected = metadata.sliver_len(ty);
+    if sliver.len() != expected {
+        return Err(BlobError::SliverLength {
+            shard,
+            ty,
+            expected,
+            actual: sliver.len(),
+        });
+    }
+    match metadata.sliver_hash(shard, ty) {
+        Some(hash) if hash == hash_sliver(sliver) => Ok(()),
+        _ => Err(BlobError::SliverHash { shard, ty }),
+    }
+}
+
+/// Rebuilds `target`'s sliver of type `ty` from other shards' slivers of the same type.
+///
+/// Slivers that do not verify against `metadata` are ignored; at least `k(ty)` verified ones are
+/// needed. The rebuilt code word is checked against every hash of the metadata: any mismatch
+/// means the blob was encoded inconsistently and yields [`RecoveryError::Inconsistent`].
+pub fn recover_sliver(
+    cfg: &EncodingConfig,
+    metadata: &BlobMetadata,
+    target: ShardIndex,
+    ty: SliverType,
+    symbols: &[(ShardIndex, Vec<u8>)],
+) -> Result<Vec<u8>, RecoveryError> {
+    check_config(cfg, metadata)?;
+    check_shard(cfg.n_shards(), target)?;
+    let verified = verified_symbols(metadata, ty, symbols);
+    let need = usize::from(cfg.k(ty));
+    if verified.len() < need {
+        return Err(RecoveryError::NotEnoughSymbols {
+            have: verified.len(),
+            need,
+        });
+    }
+    let mut word = rebuild_code_word(cfg, ty, &verified)?;
+    if first_mismatch(metadata, ty, &word).is_some() {
+        return Err(RecoveryError::Inconsistent(InconsistencyProof {
+            blob_id: metadata.blob_id(),
+            shard: target,
+            ty,
+        }));
+    }
+    Ok(std::mem::take(&mut word[usize::from(target.0)]))
+}
+
+/// Rebuilds the blob from at least `k(primary)` primary slivers that verify against `metadata`
+/// (others are ignored). Fails with [`BlobError::Inconsistent`] if the blob was encoded wrongly.
+pub fn decode(
+    cfg: &EncodingConfig,
+    metadata: &BlobMetadata,
+    symbols: &[(ShardIndex, Vec<u8>)],
+) -> Result<Vec<u8>, BlobError> {
+    let ty = SliverType::Primary;
+    check_config(cfg, metadata)?;
+    let verified = verified_symbols(metadata, ty, symbols);
+    let k = usize::from(cfg.k(ty));
+    if verified.len() < k {
+        return Err(BlobError::NotEnoughSymbols {
+            have: verified.len(),
+            need: k,
+        });
+    }
+    let word = rebuild_code_word(cfg, ty, &verified)?;
+    if let Some(shard) = first_mismatch(metadata, ty, &word) {
+        return Err(BlobError::Inconsistent(InconsistencyProof {
+            blob_id: metadata.blob_id(),
+            shard,
+            ty,
+        }));
+    }
+    let mut data: Vec<u8> = word.into_iter().take(k).flatten().collect();
+    data.truncate(usize::try_from(metadata.unencoded_length).unwrap_or(usize::MAX));
+    Ok(data)
+}
+
+fn check_shard(n_shards: u16, shard: ShardIndex) -> Result<(), BlobError> {
+    if shard.0 >= n_shards {
+        return Err(BlobError::ShardOutOfRange { shard, n_shards });
+    }
+    Ok(())
+}
+
+fn check_config(cfg: &EncodingConfig, metadata: &BlobMetadata) -> Result<(), BlobError> {
+    metadata.check_shape()?;
+    if cfg.n_shards() != metadata.n_shards {
+        return Err(BlobError::ConfigMismatch {
+            config: cfg.n_shards(),
+            metadata: metadata.n_shards,
+        });
+    }
+    Ok(())
+}
+
+/// All `n` symbols of the code of `ty`: the data split into `k` zero-padded pieces, then parity.
+fn encode_type(
+    cfg: &EncodingConfig,
+    ty: SliverType,
+    data: &[u8],
+) -> Result<Vec<Vec<u8>>, BlobError> {
+    if data.is_empty() {
+        return Err(BlobError::EmptyBlob);
+    }
+    let size = cfg.symbol_size(ty, data.len() as u64);
+    let k = usize::from(cfg.k(ty));
+    let mut shards: Vec<Vec<u8>> = (0..usize::from(cfg.n_shards()))
+        .map(|i| piece(data, i, k, size))
+        .collect();
+    cfg.coder(ty)
+        .encode(&mut shards)
+        .map_err(|e| BlobError::Coding(format!("{e:?}")))?;
+    Ok(shards)
+}
+
+/// Data piece `i` (zero-padded to `size`), or a zeroed parity buffer for `i >= k`.
+fn piece(data: &[u8], i: usize, k: usize, size: usize) -> Vec<u8> {
+    let mut out = vec![0; size];
+    if i < k {
+        let start = (i * size).min(data.len());
+        let end = (start + size).min(data.len());
+        out[..end - start].copy_from_slice(&data[start..end]);
+    }
+    out
+}
+
+fn assemble(
+    cfg: &EncodingConfig,
+    unencoded_length: u64,
+    primary: Vec<Vec<u8>>,
+    secondary: Vec<Vec<u8>>,
+) -> EncodedBlob {
+    let hashes = primary
+        .iter()
+        .zip(&secondary)
+        .map(|(p, s)| SliverPairHashes {
+            primary: hash_sliver(p),
+            secondary: hash_sliver(s),
+        })
+        .collect();
+    let metadata = BlobMetadata {
+        unencoded_length,
+        n_shards: cfg.n_shards(),
+        hashes,
+    };
+    EncodedBlob {
+        blob_id: metadata.blob_id(),
+        metadata,
+        primary,
+        secondary,
+    }
+}
+
+/// The symbols that verify against the metadata, one per shard, keyed by shard index.
+fn verified_symbols<'a>(
+    metadata: &BlobMetadata,
+    ty: SliverType,
+    symbols: &'a [(ShardIndex, Vec<u8>)],
+) -> BTreeMap<u16, &'a [u8]> {
+    symbols
+        .iter()
+        .filter(|(shard, sliver)| verify_sliver(metadata, *shard, ty, sliver).is_ok())
+        .map(|(shard, sliver)| (shard.0, sliver.as_slice()))
+        .collect()
+}
+
+/// The full code word determined by the first `k` verified symbols (lowest shard indices).
+fn rebuild_code_word(
+    cfg: &EncodingConfig,
+    ty: SliverType,
+    verified: &BTreeMap<u16, &[u8]>,
+) -> Result<Vec<Vec<u8>>, BlobError> {
+    let k = usize::from(cfg.k(ty));
+    let mut shards: Vec<Option<Vec<u8>>> = vec![None; usize::from(cfg.n_shards())];
+    for (&index, sliver) in verified.iter().take(k) {
+        shards[usize::from(index)] = Some(sliver.to_vec());
+    }
+    cfg.coder(ty)
+        .reconstruct(&mut shards)
+        .map_err(|e| BlobError::Coding(format!("{e:?}")))?;
+    shards
+        .into_iter()
+        .map(|s| s.ok_or_else(|| BlobError::Coding("shard left unreconstructed".into())))
+        .collect()
+}
+
+/// The first shard whose rebuilt symbol does not match its metadata hash.
+fn first_mismatch(
+    metadata: &BlobMetadata,
+    ty: SliverType,
+    word: &[Vec<u8>],
+) -> Option<ShardIndex> {
+    word.iter()
+        .zip(&metadata.hashes)
+        .position(|(sliver, hashes)| hash_sliver(sliver) != *hashes.get(ty))
+        .map(|i| ShardIndex(i as u16))
+}

@@ -1,0 +1,139 @@
+//! Rebuilding one shard's sliver of one blob from other members' recovery symbols, shared by the
+//! recovery phase, node recovery and the blob sync a certified event starts; and handling of an
+//! inconsistency proof (the blob is invalidated on chain).
+
+use super::{lock, Node, NodeError};
+use crate::blob::{recover_sliver, BlobMetadata, RecoveryError};
+use crate::ctx::ProbeEvent;
+use crate::status::NodeStatus;
+use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
+use crate::wire::{Request, Response};
+use std::sync::Arc;
+
+impl Node {
+    /// Whether the blob is expired, deleted or invalid at the committee epoch (or unknown).
+    pub(super) fn is_retired(&self, blob: BlobId) -> Result<bool, NodeError> {
+        let epoch = self.committee_epoch();
+        Ok(self.storage.blob_info(blob)?.is_none_or(|info| info.is_retired_at(epoch)))
+    }
+
+    /// Stored metadata, or metadata recovered from other members (then stored).
+    pub(super) async fn metadata_for(&self, blob: BlobId) -> Result<BlobMetadata, NodeError> {
+        if let Some(m) = self.storage.metadata(blob)? {
+            return Ok(m);
+        }
+        self.fetch_metadata(blob).await
+    }
+
+    /// Rebuilds and stores this node's sliver `(shard, ty)` of `blob`.
+    pub(super) async fn recover_and_store(&self, blob: BlobId, shard: ShardIndex, ty: SliverType, epoch: Epoch) -> Result<(), NodeError> {
+        let metadata = self.metadata_for(blob).await?;
+        let symbols = self.collect_symbols(blob, ty, epoch).await;
+        match recover_sliver(&self.encoding, &metadata, shard, ty, &symbols) {
+            Ok(sliver) => {
+                if self.is_retired(blob)? {
+                    return Err(NodeError::Retired);
+                }
+                self.ctx.fail.check("blob_sync.before_put_sliver").await?;
+                self.storage.put_sliver(shard, ty, blob, &sliver)?;
+                self.ctx.report(ProbeEvent::SliverStored { shard, ty, blob, verified: true });
+                Ok(())
+            }
+            Err(RecoveryError::Inconsistent(_)) => {
+                tracing::warn!(node = %self.ctx.id, %blob, "inconsistency proof: invalidating blob");
+                self.chain.invalidate_blob(blob)?;
+                self.ctx.report(ProbeEvent::BlobInvalidated { blob });
+                Err(NodeError::Retired)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Recovery symbols from every other member of the committee of `epoch` (and the
+    /// previous one), in node order.
+    async fn collect_symbols(&self, blob: BlobId, ty: SliverType, epoch: Epoch) -> Vec<(ShardIndex, Vec<u8>)> {
+        let mut members = self.chain.committee(epoch).map(|c| c.members()).unwrap_or_default();
+        members.extend(self.chain.committee(epoch.saturating_sub(1)).map(|c| c.members()).unwrap_or_default());
+        members.remove(&self.ctx.id);
+        let request = Request::GetRecoverySymbols { blob, ty, epoch };
+        let calls = members.into_iter().map(|m| self.call_node(m, &request));
+        let mut symbols = Vec::new();
+        for response in futures::future::join_all(calls).await {
+            if let Ok(Response::Symbols(s)) = response {
+                symbols.extend(s);
+            }
+        }
+        symbols.sort_by_key(|(s, _)| *s);
+        symbols.dedup_by_key(|(s, _)| *s);
+        symbols
+    }
+
+    /// Blob sync for a newly certified blob: fetch whatever owned shard lacks (spec: blob
+    /// syncs never start while catching up).
+    pub(super) async fn start_blob_sync(self: &Arc<Self>, blob: BlobId) -> Result<(), NodeError> {
+        if self.storage.node_status()?.is_none_or(|s| s.is_catching_up()) {
+            return Ok(());
+        }
+        let node = self.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = node.blob_sync(blob).await {
+                tracing::info!(node = %node.ctx.id, %blob, error = %e, "blob sync ended with an error");
+            }
+            lock(&node.blob_syncs).remove(&blob);
+        });
+        if let Some(old) = lock(&self.blob_syncs).insert(blob, handle) {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    async fn blob_sync(&self, blob: BlobId) -> Result<(), NodeError> {
+        let _ = self.ctx.fail.eval("blob_sync.certified_event").await;
+        let epoch = self.committee_epoch();
+        for shard in self.owned_shards() {
+            if !self.storage.has_shard(shard)? {
+                continue;
+            }
+            for ty in SliverType::ALL {
+                if !self.storage.has_sliver(shard, ty, blob)? {
+                    self.recover_and_store_retrying(blob, shard, ty, epoch).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Retries a recovery until it succeeds or the blob retires.
+    pub(super) async fn recover_and_store_retrying(&self, blob: BlobId, shard: ShardIndex, ty: SliverType, epoch: Epoch) -> Result<(), NodeError> {
+        loop {
+            match self.recover_and_store(blob, shard, ty, epoch).await {
+                Ok(()) | Err(NodeError::Retired) => return Ok(()),
+                Err(NodeError::Storage(e)) => return Err(e.into()),
+                Err(e) => tracing::debug!(node = %self.ctx.id, %blob, error = %e, "recovery retry"),
+            }
+            if self.is_retired(blob)? || self.storage.has_sliver(shard, ty, blob)? {
+                return Ok(());
+            }
+            tokio::time::sleep(self.config.recovery_round_interval).await;
+        }
+    }
+
+    /// Cancels every in-flight blob sync (entering recovery mode).
+    pub(super) fn cancel_blob_syncs(&self) {
+        for (_, handle) in std::mem::take(&mut *lock(&self.blob_syncs)) {
+            handle.abort();
+        }
+    }
+
+    /// Cancels the blob sync of one blob (it retired).
+    pub(super) fn cancel_blob_sync(&self, blob: BlobId) {
+        if let Some(h) = lock(&self.blob_syncs).remove(&blob) {
+            h.abort();
+        }
+    }
+
+    /// Status gate helper.
+    pub(super) fn status(&self) -> Result<Option<NodeStatus>, NodeError> {
+        Ok(self.storage.node_status()?)
+    }
+}

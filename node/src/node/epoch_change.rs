@@ -1,0 +1,191 @@
+//! Epoch change (spec section 6): routing of `EpochChangeStart(e)` to the in-sync, catch-up or
+//! full-recovery path, in-sync shard changes, and the finisher that attests, drops removed
+//! shards and only then completes the event.
+
+use super::{lock, CommitteeView, Node, NodeError, ShardDiff};
+use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter};
+use crate::status::{NodeStatus, ShardStatus};
+use crate::types::{Epoch, ShardIndex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the finisher of one epoch change must do.
+struct FinisherJob {
+    index: u64,
+    epoch: Epoch,
+    shards_gained: bool,
+    to_remove: BTreeSet<ShardIndex>,
+}
+
+impl Node {
+    /// Processes `EpochChangeStart(e)`; returns whether the event is complete now.
+    pub(super) async fn process_epoch_change(self: &Arc<Self>, index: u64, e: Epoch) -> Result<bool, NodeError> {
+        self.ctx.fail.check("epoch.change_start.entry").await?;
+        self.ctx.report(ProbeEvent::EpochChangeStart { epoch: e });
+        let previous_finisher = lock(&self.finisher).take();
+        if let Some(finisher) = previous_finisher {
+            let _ = finisher.await;
+        }
+        let shard_map = self.shard_map_lock.write().await;
+        let status = self.status()?.unwrap_or(NodeStatus::Standby);
+        if status.is_catching_up() {
+            drop(shard_map);
+            return self.catch_up_path(index, e).await;
+        }
+        let chain_epoch = self.chain.epoch();
+        if chain_epoch > e {
+            drop(shard_map);
+            let _ = self.ctx.fail.eval("node.enter_recovery_mode").await;
+            self.enter_recovery_mode(NodeStatusWriter::N4, e).await?;
+            return self.catch_up_path(index, e).await;
+        }
+        self.set_view(CommitteeView::read(&self.chain, e));
+        self.in_sync_path(index, e, status, shard_map).await
+    }
+
+    /// The in-sync path of 6.1 step 5.
+    async fn in_sync_path(
+        self: &Arc<Self>,
+        index: u64,
+        e: Epoch,
+        status: NodeStatus,
+        shard_map: tokio::sync::RwLockWriteGuard<'_, ()>,
+    ) -> Result<bool, NodeError> {
+        let view = self.view();
+        let member = view.current.contains(self.ctx.id);
+        let new_joiner = status == NodeStatus::Standby && member;
+        if !member {
+            self.write_node_status(NodeStatusWriter::N9, NodeStatus::Standby, None).await?;
+        }
+        if let Some(NodeStatus::RecoveryInProgress(_)) = self.status()? {
+            drop(shard_map);
+            return self.full_recovery_path(index, e).await;
+        }
+        self.shard_changes(index, e, new_joiner, shard_map).await
+    }
+
+    fn diff(&self) -> Result<ShardDiff, NodeError> {
+        let view = self.view();
+        let p = view.previous.shards_of(self.ctx.id);
+        let c = view.current.shards_of(self.ctx.id);
+        Ok(ShardDiff::compute(&p, &c, &self.storage.shards()?))
+    }
+
+    /// In-sync shard changes (6.2).
+    async fn shard_changes(
+        self: &Arc<Self>,
+        index: u64,
+        e: Epoch,
+        new_joiner: bool,
+        shard_map: tokio::sync::RwLockWriteGuard<'_, ()>,
+    ) -> Result<bool, NodeError> {
+        let diff = self.diff()?;
+        if !diff.gained.is_empty() {
+            for shard in &diff.gained {
+                self.ctx.fail.check("db.create_shard.before").await?;
+                self.create_shard(*shard)?;
+            }
+            drop(shard_map);
+            if new_joiner {
+                self.write_node_status(NodeStatusWriter::N8, NodeStatus::RecoverMetadata, None).await?;
+            }
+            self.start_sync_shards(diff.gained.iter().copied().collect(), new_joiner).await;
+        }
+        self.lock_shards(&diff.to_lock).await?;
+        self.start_finisher(FinisherJob { index, epoch: e, shards_gained: !diff.gained.is_empty(), to_remove: diff.to_remove });
+        Ok(false)
+    }
+
+    /// S7 for every shard in `to_lock` that has storage.
+    async fn lock_shards(&self, to_lock: &BTreeSet<ShardIndex>) -> Result<(), NodeError> {
+        for shard in to_lock {
+            if self.storage.has_shard(*shard)? {
+                self.write_shard_status(*shard, ShardStatus::LockedToMove, ShardStatusWriter::S7).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The catch-up path: skip old epochs; at the current one decide N5, N6 or N7.
+    async fn catch_up_path(self: &Arc<Self>, index: u64, e: Epoch) -> Result<bool, NodeError> {
+        if e < self.chain.epoch() {
+            return Ok(true);
+        }
+        self.set_view(CommitteeView::read(&self.chain, e));
+        let view = self.view();
+        let (in_previous, in_current) = (view.previous.contains(self.ctx.id), view.current.contains(self.ctx.id));
+        if !in_current {
+            self.write_node_status(NodeStatusWriter::N5, NodeStatus::Standby, None).await?;
+            let diff = self.diff()?;
+            self.lock_shards(&diff.to_lock).await?;
+            self.start_finisher(FinisherJob { index, epoch: e, shards_gained: false, to_remove: diff.to_remove });
+            return Ok(false);
+        }
+        let diff = self.diff()?;
+        if !in_previous && !diff.gained.is_empty() {
+            let shard_map = self.shard_map_lock.write().await;
+            for shard in &diff.gained {
+                self.create_shard(*shard)?;
+            }
+            self.write_node_status(NodeStatusWriter::N6, NodeStatus::RecoverMetadata, None).await?;
+            return self.shard_changes(index, e, true, shard_map).await;
+        }
+        self.full_recovery_path(index, e).await
+    }
+
+    /// The full-recovery path (6.4).
+    async fn full_recovery_path(self: &Arc<Self>, index: u64, e: Epoch) -> Result<bool, NodeError> {
+        self.write_node_status(NodeStatusWriter::N7, NodeStatus::RecoveryInProgress(e), None).await?;
+        let diff = self.diff()?;
+        for shard in &diff.all_owned {
+            self.create_shard(*shard)?;
+        }
+        for shard in &diff.all_owned {
+            self.write_shard_status(*shard, ShardStatus::Active, ShardStatusWriter::S6).await?;
+        }
+        self.lock_shards(&diff.to_lock).await?;
+        self.clone().restart_node_recovery(e);
+        if diff.to_remove.is_empty() {
+            return Ok(true);
+        }
+        self.start_finisher(FinisherJob { index, epoch: e, shards_gained: true, to_remove: diff.to_remove });
+        Ok(false)
+    }
+
+    fn start_finisher(self: &Arc<Self>, job: FinisherJob) {
+        let node = self.clone();
+        let handle = tokio::spawn(async move { node.finish_epoch_change(job).await });
+        *lock(&self.finisher) = Some(handle);
+    }
+
+    /// The finisher (6.3): attest if nothing was gained, drop removed shards, retry both with
+    /// backoff until they succeed, then complete the event.
+    async fn finish_epoch_change(self: Arc<Self>, job: FinisherJob) {
+        let mut delay = self.config.finisher_backoff_min;
+        loop {
+            match self.finisher_step(&job).await {
+                Ok(()) => break,
+                Err(e) => tracing::warn!(node = %self.ctx.id, epoch = job.epoch, error = %e, "finisher retry"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.config.finisher_backoff_max);
+        }
+        while let Err(e) = self.mark_event_complete(job.index).await {
+            tracing::warn!(node = %self.ctx.id, error = %e, "cannot persist the event cursor");
+            tokio::time::sleep(self.config.finisher_backoff_min.max(Duration::from_millis(10))).await;
+        }
+    }
+
+    async fn finisher_step(&self, job: &FinisherJob) -> Result<(), NodeError> {
+        self.ctx.fail.check("epoch.finisher.block").await?;
+        let view = self.view();
+        if !job.shards_gained && view.current.contains(self.ctx.id) && view.epoch() == job.epoch {
+            self.attest(job.epoch, AttestationPath::Finisher);
+        }
+        for shard in &job.to_remove {
+            self.drop_shard(*shard)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,177 @@
+//! Event processing: the chain's event stream from the persisted cursor, the lag check that
+//! enters recovery mode (N3), blob lifecycle events, and the cursor that only advances over a
+//! contiguous prefix of completed events (an epoch change completes when its finisher does).
+
+use super::{lock, Node, NodeError};
+use crate::chain::ChainEvent;
+use crate::ctx::{NodeStatusWriter, ProbeEvent};
+use crate::status::NodeStatus;
+use crate::types::{BlobId, BlobInfo, Epoch};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Completed event indices and the persisted cursor (next event not yet completed).
+#[derive(Debug, Default)]
+pub(super) struct EventTracker {
+    cursor: u64,
+    completed: BTreeSet<u64>,
+}
+
+impl EventTracker {
+    /// Marks `index` complete; returns the new cursor if it advanced.
+    pub(super) fn complete(&mut self, index: u64) -> Option<u64> {
+        if index < self.cursor {
+            return None;
+        }
+        self.completed.insert(index);
+        let before = self.cursor;
+        while self.completed.remove(&self.cursor) {
+            self.cursor += 1;
+        }
+        (self.cursor != before).then_some(self.cursor)
+    }
+}
+
+impl Node {
+    /// Marks an event complete and persists the cursor if it advanced.
+    pub(super) async fn mark_event_complete(&self, index: u64) -> Result<(), NodeError> {
+        let advanced = lock(&self.events).complete(index);
+        if let Some(cursor) = advanced {
+            self.ctx.fail.check("events.write.before").await?;
+            self.storage.set_event_cursor(cursor)?;
+            self.ctx.fail.check("events.write.after").await?;
+        }
+        Ok(())
+    }
+
+    /// N2, then processes events forever.
+    pub(super) async fn process_events(self: Arc<Self>) -> Result<(), NodeError> {
+        let mut next = self.initial_cursor().await?;
+        lock(&self.events).cursor = next;
+        let epoch_at_start = self.committee_epoch();
+        let mut lag_checked = false;
+        loop {
+            let batch = self.chain.events_from(next, 64);
+            if batch.is_empty() {
+                tokio::time::sleep(self.config.event_poll_interval).await;
+                continue;
+            }
+            for (index, event) in batch {
+                if !lag_checked {
+                    lag_checked = true;
+                    self.lag_check(event.epoch(), epoch_at_start).await?;
+                }
+                self.ctx.fail.check("events.before_process").await?;
+                let _ = self.ctx.fail.eval("events.process").await;
+                self.ctx.fail.check("events.handle.before").await?;
+                let complete_now = self.handle_event(index, &event).await?;
+                self.ctx.fail.check("events.handle.after").await?;
+                if complete_now {
+                    self.mark_event_complete(index).await?;
+                }
+                next = index + 1;
+            }
+        }
+    }
+
+    /// The persisted cursor, after the N2 check for a fresh node with pruned history.
+    async fn initial_cursor(&self) -> Result<u64, NodeError> {
+        let mut cursor = self.storage.event_cursor()?;
+        if cursor == 0 {
+            if let Some(c) = self.ctx.fail.arg("events.initial_cursor").await.and_then(|a| a.trim().parse().ok()) {
+                cursor = c;
+            }
+        }
+        let first = self.chain.first_available_event();
+        if cursor == 0 && first > 0 {
+            let _ = self.ctx.fail.eval("node.incomplete_history").await;
+            let status = NodeStatus::RecoveryCatchUpWithIncompleteHistory {
+                first_complete_epoch: self.chain.first_complete_epoch(),
+                epoch_at_start: self.committee_epoch(),
+            };
+            self.write_node_status(NodeStatusWriter::N2, status, None).await?;
+            self.storage.clear_blob_info()?;
+            cursor = first;
+            self.storage.set_event_cursor(cursor)?;
+        }
+        Ok(cursor.min(self.chain.event_count()))
+    }
+
+    /// N3: the first event after startup is more than one epoch behind the committee.
+    async fn lag_check(&self, event_epoch: Epoch, epoch_at_start: Epoch) -> Result<(), NodeError> {
+        let threshold: Epoch =
+            self.ctx.fail.arg("events.epoch_check").await.and_then(|a| a.trim().parse().ok()).unwrap_or(1);
+        if event_epoch.saturating_add(threshold) < epoch_at_start
+            && !self.status()?.is_some_and(|s| s.is_catching_up())
+        {
+            self.enter_recovery_mode(NodeStatusWriter::N3, event_epoch).await?;
+        }
+        Ok(())
+    }
+
+    /// "Enter recovery mode": write `RecoveryCatchUp`, then cancel every in-flight blob sync.
+    pub(super) async fn enter_recovery_mode(&self, writer: NodeStatusWriter, event_epoch: Epoch) -> Result<(), NodeError> {
+        self.ctx.report(ProbeEvent::RecoveryMode { event_epoch });
+        self.write_node_status(writer, NodeStatus::RecoveryCatchUp, None).await?;
+        self.cancel_blob_syncs();
+        Ok(())
+    }
+
+    /// Handles one event; returns whether it is complete now (an epoch change may complete
+    /// later, when its finisher does).
+    async fn handle_event(self: &Arc<Self>, index: u64, event: &ChainEvent) -> Result<bool, NodeError> {
+        match *event {
+            ChainEvent::BlobRegistered { blob, end_epoch, epoch } => {
+                let info = BlobInfo { registered_epoch: epoch, end_epoch, certified_epoch: None, deleted: false, invalid: false };
+                if self.storage.blob_info(blob)?.is_none() {
+                    self.storage.put_blob_info(blob, &info)?;
+                }
+            }
+            ChainEvent::BlobCertified { blob, epoch } => self.on_certified(blob, epoch).await?,
+            ChainEvent::BlobDeleted { blob, .. } => self.on_retired(blob, |i| i.deleted = true)?,
+            ChainEvent::BlobInvalidated { blob, .. } => self.on_retired(blob, |i| i.invalid = true)?,
+            ChainEvent::EpochChangeStart { epoch } => return self.process_epoch_change(index, epoch).await,
+            ChainEvent::EpochChangeDone { .. } => {}
+        }
+        Ok(true)
+    }
+
+    async fn on_certified(self: &Arc<Self>, blob: BlobId, epoch: Epoch) -> Result<(), NodeError> {
+        let Some(mut info) = self.storage.blob_info(blob)? else {
+            tracing::warn!(node = %self.ctx.id, %blob, "certified event for an unknown blob");
+            return Ok(());
+        };
+        if info.certified_epoch.is_none() {
+            info.certified_epoch = Some(epoch);
+            self.storage.put_blob_info(blob, &info)?;
+        }
+        if !info.is_retired_at(self.committee_epoch()) {
+            self.start_blob_sync(blob).await?;
+        }
+        Ok(())
+    }
+
+    fn on_retired(&self, blob: BlobId, mark: impl FnOnce(&mut BlobInfo)) -> Result<(), NodeError> {
+        if let Some(mut info) = self.storage.blob_info(blob)? {
+            mark(&mut info);
+            self.storage.put_blob_info(blob, &info)?;
+        }
+        self.cancel_blob_sync(blob);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_advances_only_over_a_contiguous_prefix() {
+        let mut t = EventTracker::default();
+        assert_eq!(t.complete(0), Some(1));
+        assert_eq!(t.complete(2), None, "event 1 (an epoch change) is still open");
+        assert_eq!(t.complete(3), None);
+        assert_eq!(t.complete(1), Some(4));
+        assert_eq!(t.complete(0), None, "replayed events do not move the cursor back");
+    }
+}

@@ -1,0 +1,183 @@
+//! The storage node: its shared state, startup and restart ordering (spec section 7), and the
+//! modules that implement each behaviour of the spec.
+
+mod admin;
+mod blob_sync;
+mod committee;
+mod epoch_change;
+mod error;
+mod events;
+mod metadata;
+mod node_recovery;
+mod peers;
+mod server;
+mod shard_sync;
+mod transfer;
+mod writes;
+
+pub use admin::{AdminRequest, NodeHandle, NodeSnapshot, SeedBlob, ShardSnapshot};
+pub use committee::{CommitteeView, ShardDiff};
+pub use error::{classify, NodeError, SyncDecision};
+
+use crate::blob::EncodingConfig;
+use crate::chain::Chain;
+use crate::config::NodeConfig;
+use crate::ctx::{NodeCtx, ProbeEvent, TaskId};
+use crate::storage::{Disk, Storage};
+use crate::types::{BlobId, Epoch, ShardIndex};
+use crate::wire::NodeKey;
+use events::EventTracker;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{RwLock, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Everything a node process needs to start.
+#[derive(Clone)]
+pub struct NodeSetup {
+    pub ctx: NodeCtx,
+    pub config: NodeConfig,
+    pub disk: Disk,
+    pub chain: Chain,
+    pub encoding: EncodingConfig,
+    pub key: NodeKey,
+    /// Where the node publishes the handle tests and the harness use to reach it.
+    pub handle_slot: Arc<Mutex<Option<NodeHandle>>>,
+    /// Whether the node processes chain events (tests that drive a node by hand turn it off).
+    pub process_events: bool,
+}
+
+/// The outer-task slot of the shard-sync handler.
+#[derive(Default)]
+struct OuterSlot {
+    current: Option<(TaskId, JoinHandle<()>)>,
+}
+
+/// In-memory state of one node process (lost on crash).
+pub struct Node {
+    ctx: NodeCtx,
+    config: NodeConfig,
+    storage: Storage,
+    chain: Chain,
+    encoding: EncodingConfig,
+    key: NodeKey,
+    view: Mutex<CommitteeView>,
+    status_lock: tokio::sync::Mutex<()>,
+    shard_locks: Mutex<BTreeMap<ShardIndex, Arc<RwLock<()>>>>,
+    shard_map_lock: RwLock<()>,
+    outer: tokio::sync::Mutex<OuterSlot>,
+    sync_tasks: Mutex<BTreeMap<ShardIndex, JoinHandle<()>>>,
+    semaphore: Arc<Semaphore>,
+    finisher: Mutex<Option<JoinHandle<()>>>,
+    node_recovery: Mutex<Option<JoinHandle<()>>>,
+    blob_syncs: Mutex<BTreeMap<BlobId, JoinHandle<()>>>,
+    events: Mutex<EventTracker>,
+    next_task: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Node {
+    fn new(setup: &NodeSetup, storage: Storage) -> Self {
+        let view = CommitteeView::read(&setup.chain, setup.chain.epoch());
+        Self {
+            ctx: setup.ctx.clone(),
+            config: setup.config.clone(),
+            storage,
+            chain: setup.chain.clone(),
+            encoding: setup.encoding.clone(),
+            key: setup.key.clone(),
+            view: Mutex::new(view),
+            status_lock: tokio::sync::Mutex::new(()),
+            shard_locks: Mutex::default(),
+            shard_map_lock: RwLock::new(()),
+            outer: tokio::sync::Mutex::default(),
+            sync_tasks: Mutex::default(),
+            semaphore: Arc::new(Semaphore::new(setup.config.shard_sync_concurrency.max(1))),
+            finisher: Mutex::default(),
+            node_recovery: Mutex::default(),
+            blob_syncs: Mutex::default(),
+            events: Mutex::default(),
+            next_task: AtomicU64::new(1),
+        }
+    }
+
+    fn next_task_id(&self) -> TaskId {
+        self.next_task.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The committee view as last read.
+    pub fn view(&self) -> CommitteeView {
+        lock(&self.view).clone()
+    }
+
+    fn set_view(&self, view: CommitteeView) {
+        *lock(&self.view) = view;
+    }
+
+    fn committee_epoch(&self) -> Epoch {
+        lock(&self.view).epoch()
+    }
+
+    fn owned_shards(&self) -> std::collections::BTreeSet<ShardIndex> {
+        lock(&self.view).current.shards_of(self.ctx.id)
+    }
+
+    fn shard_lock(&self, shard: ShardIndex) -> Arc<RwLock<()>> {
+        lock(&self.shard_locks).entry(shard).or_default().clone()
+    }
+
+    /// Reports a fatal error and parks the process: the harness's supervisor restarts it.
+    async fn fatal(&self, error: NodeError) -> ! {
+        tracing::error!(node = %self.ctx.id, %error, "fatal error, node halts");
+        self.ctx.report(ProbeEvent::Fatal { error: error.to_string() });
+        std::future::pending().await
+    }
+}
+
+/// Runs a node process until the host is crashed: open storage, `restart_syncs`, restart node
+/// recovery, then serve requests and process events (spec section 7).
+pub async fn run(setup: NodeSetup) -> turmoil::Result {
+    let mut storage = match Storage::open(&setup.disk) {
+        Ok(s) => s,
+        Err(e) => {
+            setup.ctx.report(ProbeEvent::Fatal { error: format!("cannot open storage: {e}") });
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+    };
+    storage.set_fail_points(setup.ctx.fail.clone());
+    let node = Arc::new(Node::new(&setup, storage));
+    node.ctx.report(ProbeEvent::Started);
+    if let Err(e) = node.start().await {
+        node.fatal(e).await;
+    }
+    let (handle, admin_rx) = admin::channel();
+    *lock(&setup.handle_slot) = Some(handle);
+    tokio::spawn(admin::serve(node.clone(), admin_rx));
+    tokio::spawn(server::serve(node.clone()));
+    if setup.process_events {
+        if let Err(e) = node.clone().process_events().await {
+            node.fatal(e).await;
+        }
+    }
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+impl Node {
+    /// Steps 1 to 3 of the restart ordering.
+    async fn start(self: &Arc<Self>) -> Result<(), NodeError> {
+        if self.storage.node_status()?.is_none() {
+            self.write_node_status(crate::ctx::NodeStatusWriter::N1, crate::NodeStatus::Standby, None).await?;
+        }
+        self.clone().restart_syncs().await?;
+        if let Some(crate::NodeStatus::RecoveryInProgress(e)) = self.storage.node_status()? {
+            self.clone().restart_node_recovery(e);
+        }
+        Ok(())
+    }
+}

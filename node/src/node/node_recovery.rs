@@ -1,0 +1,65 @@
+//! Node recovery (spec 6.4, N11): rebuild whatever the node's owned shards lack for every blob
+//! certified before the recovery epoch, then flip `RecoveryInProgress(e)` to `Active` and attest.
+
+use super::{lock, Node, NodeError};
+use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent};
+use crate::status::NodeStatus;
+use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
+use std::sync::Arc;
+
+impl Node {
+    /// Aborts a running node recovery and starts one toward `epoch`.
+    pub(super) fn restart_node_recovery(self: Arc<Self>, epoch: Epoch) {
+        let node = self.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = node.node_recovery(epoch).await {
+                tracing::warn!(node = %node.ctx.id, epoch, error = %e, "node recovery stopped");
+            }
+        });
+        if let Some(old) = lock(&self.node_recovery).replace(handle) {
+            old.abort();
+        }
+    }
+
+    async fn node_recovery(&self, epoch: Epoch) -> Result<(), NodeError> {
+        self.ctx.fail.check("node_recovery.entry").await?;
+        self.ctx.report(ProbeEvent::NodeRecoveryStart { epoch });
+        loop {
+            let missing = self.missing_slivers(epoch)?;
+            if missing.is_empty() {
+                break;
+            }
+            for (blob, shard, ty) in missing {
+                let _ = self.ctx.fail.eval("node_recovery.start_sync").await;
+                if let Err(e) = self.recover_and_store(blob, shard, ty, epoch).await {
+                    tracing::debug!(node = %self.ctx.id, %blob, error = %e, "node recovery: blob not recovered yet");
+                }
+            }
+            tokio::time::sleep(self.config.recovery_round_interval).await;
+        }
+        let rip = NodeStatus::RecoveryInProgress(epoch);
+        if self.write_node_status_if(|s| *s == rip, NodeStatusWriter::N11, NodeStatus::Active, None).await? {
+            self.attest(epoch, AttestationPath::NodeRecovery);
+        }
+        Ok(())
+    }
+
+    /// (blob, shard, type) this node should hold for blobs certified before `epoch` but lacks.
+    fn missing_slivers(&self, epoch: Epoch) -> Result<Vec<(BlobId, ShardIndex, SliverType)>, NodeError> {
+        let owned = self.owned_shards();
+        let mut missing = Vec::new();
+        for blob in self.storage.certified_before(epoch)? {
+            if self.is_retired(blob)? {
+                continue;
+            }
+            for shard in &owned {
+                for ty in SliverType::ALL {
+                    if self.storage.has_shard(*shard)? && !self.storage.has_sliver(*shard, ty, blob)? {
+                        missing.push((blob, *shard, ty));
+                    }
+                }
+            }
+        }
+        Ok(missing)
+    }
+}

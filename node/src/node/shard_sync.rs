@@ -1,0 +1,248 @@
+//! The shard-sync handler (spec 4.1 and 4.2): the outer-task slot that a new
+//! `start_sync_shards` aborts, `sync_shards_task` deriving its mode from the persisted status,
+//! `start_new_shard_sync`, `restart_syncs`, and the per-shard task loop with backoff and the
+//! switch to direct recovery.
+
+use super::error::{classify, SyncDecision};
+use super::{lock, Node, NodeError};
+use crate::config::Bug;
+use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter, SyncOutcome, TaskId};
+use crate::status::{NodeStatus, ShardStatus};
+use crate::types::{Epoch, ShardIndex};
+use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+
+impl Node {
+    /// Aborts the current outer task, if any, and spawns `sync_shards_task(shards)`.
+    /// `recover_metadata` is the pre-fix caller flag, used only with
+    /// `abort-drops-metadata-recovery`.
+    pub(super) async fn start_sync_shards(self: &Arc<Self>, shards: Vec<ShardIndex>, recover_metadata: bool) {
+        let mut slot = self.outer.lock().await;
+        if let Some((task, handle)) = slot.current.take() {
+            if !handle.is_finished() {
+                handle.abort();
+                self.ctx.report(ProbeEvent::OuterTaskAborted { task });
+            }
+        }
+        let task = self.next_task_id();
+        self.ctx.report(ProbeEvent::OuterTaskStart { task, shards: shards.clone() });
+        let node = self.clone();
+        let handle = tokio::spawn(async move { node.sync_shards_task(task, shards, recover_metadata).await });
+        slot.current = Some((task, handle));
+    }
+
+    /// `restart_metadata_sync`: the task derives its work from persisted state.
+    pub(super) async fn restart_metadata_sync(self: &Arc<Self>) {
+        self.start_sync_shards(Vec::new(), true).await;
+    }
+
+    async fn sync_shards_task(self: Arc<Self>, task: TaskId, shards: Vec<ShardIndex>, recover_metadata: bool) {
+        if let Err(e) = self.sync_shards_task_inner(task, shards, recover_metadata).await {
+            tracing::warn!(node = %self.ctx.id, task, error = %e, "sync-shards task failed");
+        }
+    }
+
+    async fn sync_shards_task_inner(
+        self: &Arc<Self>,
+        task: TaskId,
+        shards: Vec<ShardIndex>,
+        recover_metadata: bool,
+    ) -> Result<(), NodeError> {
+        let initial = self.storage.node_status()?;
+        let metadata_mode = if self.config.has(Bug::AbortDropsMetadataRecovery) {
+            recover_metadata && initial == Some(NodeStatus::RecoverMetadata)
+        } else {
+            initial == Some(NodeStatus::RecoverMetadata)
+        };
+        let list = if metadata_mode {
+            if let Err(e) = self.recover_metadata(task).await {
+                tracing::warn!(node = %self.ctx.id, task, error = %e, "metadata recovery failed");
+                return Ok(());
+            }
+            self.metadata_mode_shards(&shards)?
+        } else {
+            shards
+        };
+        for shard in list {
+            if let Err(e) = self.start_new_shard_sync(shard).await {
+                tracing::warn!(node = %self.ctx.id, %shard, error = %e, "cannot start shard sync; skipped");
+            }
+        }
+        self.complete_metadata_recovery(task, metadata_mode, initial).await
+    }
+
+    /// The shards a metadata-mode task syncs: stored ∩ owned (fixed), every stored shard
+    /// (`metadata-sync-of-unowned-shards`), or the caller's list (pre-fix epoch-change call).
+    fn metadata_mode_shards(&self, caller: &[ShardIndex]) -> Result<Vec<ShardIndex>, NodeError> {
+        let stored = self.storage.shards()?;
+        if self.config.has(Bug::AbortDropsMetadataRecovery) && !caller.is_empty() {
+            return Ok(caller.to_vec());
+        }
+        if self.config.has(Bug::MetadataSyncOfUnownedShards) {
+            return Ok(stored.into_iter().collect());
+        }
+        let owned = self.owned_shards();
+        for shard in stored.difference(&owned) {
+            tracing::warn!(node = %self.ctx.id, %shard, "skipping shard not owned in the current committee");
+        }
+        Ok(stored.intersection(&owned).copied().collect())
+    }
+
+    /// N10 at the end of every outer task, in the variant the configuration selects.
+    async fn complete_metadata_recovery(
+        &self,
+        task: TaskId,
+        ran_metadata: bool,
+        initial: Option<NodeStatus>,
+    ) -> Result<(), NodeError> {
+        let (w, rm, active) = (NodeStatusWriter::N10, NodeStatus::RecoverMetadata, NodeStatus::Active);
+        if self.config.has(Bug::StaleStatusClobber) {
+            if initial == Some(rm) {
+                self.write_node_status(w, active, Some(task)).await?;
+            }
+        } else if self.config.has(Bug::CompletionWindow) || self.config.has(Bug::AbortDropsMetadataRecovery) {
+            self.write_node_status_if_racy(rm, w, active, Some(task)).await?;
+        } else if ran_metadata {
+            self.write_node_status_if(|s| *s == rm, w, active, Some(task)).await?;
+        }
+        Ok(())
+    }
+
+    /// Skips shards in the task map or `Active`; fails for shards without storage; otherwise S2
+    /// and a new per-shard task.
+    pub(super) async fn start_new_shard_sync(self: &Arc<Self>, shard: ShardIndex) -> Result<(), NodeError> {
+        if lock(&self.sync_tasks).contains_key(&shard) {
+            return Ok(());
+        }
+        let status = self.storage.shard_status(shard)?.ok_or(NodeError::ShardNotAssigned(shard))?;
+        if status == ShardStatus::Active {
+            return Ok(());
+        }
+        self.record_start_shard_sync(shard).await?;
+        self.spawn_shard_sync(shard);
+        Ok(())
+    }
+
+    /// Spawns the per-shard task for the current committee epoch and records it in the map.
+    fn spawn_shard_sync(self: &Arc<Self>, shard: ShardIndex) {
+        let epoch = self.committee_epoch();
+        let node = self.clone();
+        let handle = tokio::spawn(async move { node.shard_sync_loop(shard, epoch).await });
+        lock(&self.sync_tasks).insert(shard, handle);
+    }
+
+    /// Node start: resume syncs from persisted state (spec 4.1).
+    pub(super) async fn restart_syncs(self: Arc<Self>) -> Result<(), NodeError> {
+        if self.storage.node_status()? == Some(NodeStatus::RecoverMetadata) {
+            self.restart_metadata_sync().await;
+            return Ok(());
+        }
+        for shard in self.storage.shards()? {
+            if self.config.restart_always_retry_transfer_first {
+                self.restart_retry_transfer(shard).await?;
+            }
+            let status = self.storage.shard_status(shard)?;
+            if matches!(status, Some(ShardStatus::ActiveSync | ShardStatus::ActiveRecover))
+                && !lock(&self.sync_tasks).contains_key(&shard)
+            {
+                self.spawn_shard_sync(shard);
+            }
+        }
+        Ok(())
+    }
+
+    /// S5: `ActiveRecover` → `ActiveSync` on restart.
+    async fn restart_retry_transfer(&self, shard: ShardIndex) -> Result<(), NodeError> {
+        if self.config.has(Bug::BlindCompletionClobbersLock) {
+            if self.storage.shard_status(shard)? == Some(ShardStatus::ActiveRecover) {
+                self.write_shard_status_if(shard, &[], ShardStatus::ActiveSync, ShardStatusWriter::S5).await?;
+            }
+            return Ok(());
+        }
+        self.write_shard_status_if(shard, &[ShardStatus::ActiveRecover], ShardStatus::ActiveSync, ShardStatusWriter::S5)
+            .await?;
+        Ok(())
+    }
+
+    /// The per-shard task loop (spec 4.2).
+    async fn shard_sync_loop(self: Arc<Self>, shard: ShardIndex, epoch: Epoch) {
+        self.ctx.report(ProbeEvent::SyncStart { shard, epoch });
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(shard.0));
+        let mut directly_recover = false;
+        let mut last_progress = tokio::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let before = self.storage.progress(shard).ok().flatten();
+            let result = match self.semaphore.clone().acquire_owned().await {
+                Ok(_permit) => self.transfer_attempt(shard, epoch, directly_recover).await,
+                Err(_) => Err(NodeError::Injected(shardstorm_faults::Injected {
+                    point: "semaphore".into(),
+                    message: "closed".into(),
+                })),
+            };
+            let after = self.storage.progress(shard).ok().flatten();
+            let made_progress = before != after;
+            let error = match result {
+                Ok(()) => return self.shard_sync_succeeded(shard, epoch, SyncOutcome::Success),
+                Err(e) => e,
+            };
+            tracing::info!(node = %self.ctx.id, %shard, error = %error, "shard sync attempt failed");
+            if self.ctx.fail.flag("sync.no_retry").await {
+                return self.shard_sync_succeeded(shard, epoch, SyncOutcome::SimulatedCrash);
+            }
+            match classify(&error, directly_recover) {
+                SyncDecision::Success => return self.shard_sync_succeeded(shard, epoch, SyncOutcome::Success),
+                SyncDecision::Failed => {
+                    tracing::error!(node = %self.ctx.id, %shard, error = %error, "shard sync failed terminally");
+                    self.ctx.report(ProbeEvent::SyncFinish { shard, epoch, outcome: SyncOutcome::Failed });
+                    return;
+                }
+                SyncDecision::Retry { force } => {
+                    let jitter = rng.random_range(0..=self.config.backoff_jitter.as_millis() as u64);
+                    tokio::time::sleep(self.config.sync_backoff(attempt, jitter)).await;
+                    attempt = attempt.saturating_add(1);
+                    if made_progress && !self.config.has(Bug::ProgressTimerNeverReset) {
+                        last_progress = tokio::time::Instant::now();
+                    }
+                    let stalled = last_progress.elapsed() > self.config.switch_to_recovery_interval;
+                    if (force || stalled) && !directly_recover {
+                        directly_recover = true;
+                        self.ctx.report(ProbeEvent::DirectRecovery { shard });
+                        let _ = self.ctx.fail.eval("sync.direct_recovery").await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes the shard from the map; a real success that empties the map attests.
+    fn shard_sync_succeeded(&self, shard: ShardIndex, epoch: Epoch, outcome: SyncOutcome) {
+        let remaining = {
+            let mut tasks = lock(&self.sync_tasks);
+            tasks.remove(&shard);
+            tasks.len()
+        };
+        self.ctx.report(ProbeEvent::SyncFinish { shard, epoch, outcome });
+        if outcome == SyncOutcome::Success && remaining == 0 {
+            self.attest(epoch, AttestationPath::ShardSync);
+        }
+    }
+
+    /// Sends `epoch_sync_done(epoch)` and reports it with the state of the task map.
+    pub(super) fn attest(&self, epoch: Epoch, path: AttestationPath) {
+        let (in_flight, failed) = {
+            let tasks = lock(&self.sync_tasks);
+            let failed = tasks.values().filter(|h| h.is_finished()).count();
+            (tasks.len() - failed, failed)
+        };
+        self.ctx.report(ProbeEvent::Attestation { epoch, path, tasks_in_flight: in_flight, tasks_failed: failed });
+        self.chain.epoch_sync_done(self.ctx.id, epoch);
+    }
+
+    /// Whether any per-shard task is unfinished or the outer task is running.
+    pub(super) async fn has_sync_work(&self) -> bool {
+        let tasks_busy = lock(&self.sync_tasks).values().any(|h| !h.is_finished());
+        let outer_busy = self.outer.lock().await.current.as_ref().is_some_and(|(_, h)| !h.is_finished());
+        tasks_busy || outer_busy
+    }
+}

@@ -1,0 +1,16 @@
+//! The wire protocol between nodes and clients: length-delimited frames over `turmoil::net` TCP,
+//! bincode-encoded messages, requests from nodes signed with the sender's ed25519 key, and a
+//! timeout on every connect and call.
+
+mod client;
+mod frame;
+mod message;
+mod signing;
+
+pub use client::{call, CallTimeouts};
+pub use frame::{codec, decode, encode, WireError};
+pub use message::{Envelope, Request, Response, ServiceError};
+pub use signing::{node_keypair, verify_envelope, NodeKey};
+
+/// The TCP port every storage node listens on.
+pub const NODE_PORT: u16 = 9000;
