@@ -303,7 +303,10 @@ mod tests {
         assert_eq!(chain.fire_capacity(), Some(3));
         assert_eq!(chain.tail_ms(), 300);
         assert!(!chain.only_pauses());
-        assert_eq!(parse_actions("return").expect("valid").fire_capacity(), None);
+        assert_eq!(
+            parse_actions("return").expect("valid").fire_capacity(),
+            None
+        );
         assert!(parse_actions("pause->off").expect("valid").only_pauses());
         assert!(!parse_actions("off").expect("valid").disrupts());
     }

@@ -313,7 +313,8 @@ mod tests {
 
     #[test]
     fn detects_partition_and_disk_overlap() {
-        let s = sched("1.000s partition n1 n2,n3,n4,n5 for 5.000s\n4.000s byzantine n5 for 1.000s\n");
+        let s =
+            sched("1.000s partition n1 n2,n3,n4,n5 for 5.000s\n4.000s byzantine n5 for 1.000s\n");
         assert!(matches!(
             check(&s, 5),
             Err(BudgetViolation::OverBudget { faulty: 2, .. })

@@ -192,9 +192,9 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kw = self.keyword();
         match self {
-            Fault::Crash { node }
-            | Fault::Restart { node }
-            | Fault::DiskTornOnCrash { node } => write!(f, "{kw} {node}"),
+            Fault::Crash { node } | Fault::Restart { node } | Fault::DiskTornOnCrash { node } => {
+                write!(f, "{kw} {node}")
+            }
             Fault::CrashRestart { node, down } => write!(f, "{kw} {node} for {}", fmt_secs(*down)),
             Fault::Partition {
                 a,
@@ -223,7 +223,11 @@ impl fmt::Display for Fault {
                 node,
                 per_mille,
                 duration,
-            } => write!(f, "{kw} {node} {per_mille}/1000 for {}", fmt_secs(*duration)),
+            } => write!(
+                f,
+                "{kw} {node} {per_mille}/1000 for {}",
+                fmt_secs(*duration)
+            ),
             Fault::StatusChange { node, status } => write!(f, "{kw} {node} {status}"),
             Fault::FailPoint {
                 selector_node,
@@ -378,7 +382,10 @@ impl FromStr for Fault {
     type Err = FaultParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut c = Cursor { rest: s, keyword: "" };
+        let mut c = Cursor {
+            rest: s,
+            keyword: "",
+        };
         let Some(keyword) = c.next() else {
             return Err(FaultParseError(format!("expected a fault ({KEYWORDS})")));
         };
@@ -529,7 +536,9 @@ mod tests {
     fn seconds_are_strict() {
         assert_eq!(parse_secs("12.500s"), Some(Duration::from_millis(12_500)));
         assert_eq!(fmt_secs(Duration::from_millis(12_500)), "12.500s");
-        for bad in ["4s", "4.5s", "4.0000s", "4.000", "-1.000s", "+1.000s", ".500s", "1.5x0s"] {
+        for bad in [
+            "4s", "4.5s", "4.0000s", "4.000", "-1.000s", "+1.000s", ".500s", "1.5x0s",
+        ] {
             assert_eq!(parse_secs(bad), None, "{bad}");
         }
     }

@@ -367,14 +367,18 @@ mod tests {
         for seed in 0..200 {
             assert_eq!(Knobs::draw(seed, &s), Knobs::draw(seed, &s), "seed {seed}");
         }
-        let distinct: std::collections::BTreeSet<String> =
-            (0..50).map(|seed| Knobs::draw(seed, &s).to_string()).collect();
+        let distinct: std::collections::BTreeSet<String> = (0..50)
+            .map(|seed| Knobs::draw(seed, &s).to_string())
+            .collect();
         assert!(distinct.len() > 45);
         let on: usize = (0..400)
             .map(|seed| Knobs::draw(seed, &s).enabled_kinds().len())
             .sum();
         let mean = on as f64 / 400.0;
-        assert!((5.0..8.0).contains(&mean), "about half of 13 kinds on: {mean}");
+        assert!(
+            (5.0..8.0).contains(&mean),
+            "about half of 13 kinds on: {mean}"
+        );
     }
 
     #[test]
@@ -404,13 +408,22 @@ mod tests {
     fn rejects_bad_text() {
         let good = Knobs::quiet().to_string();
         let cases = [
-            (good.replace("crash.rate=1", "crash.rate=-1"), "bad value \"-1\""),
+            (
+                good.replace("crash.rate=1", "crash.rate=-1"),
+                "bad value \"-1\"",
+            ),
             (good.replace("churn_move=0", "churn_move=1.5"), "bad value"),
-            (good.replace("epoch_ms=10000\n", ""), "missing knob \"epoch_ms\""),
+            (
+                good.replace("epoch_ms=10000\n", ""),
+                "missing knob \"epoch_ms\"",
+            ),
             (format!("{good}frob=1\n"), "unknown knob \"frob\""),
             (format!("{good}epoch_ms=5\n"), "given twice"),
             (format!("{good}oops\n"), "expected key=value"),
-            (good.replace("loss.enabled=false", "loss.enabled=yes"), "bad value"),
+            (
+                good.replace("loss.enabled=false", "loss.enabled=yes"),
+                "bad value",
+            ),
         ];
         for (text, needle) in cases {
             let err = text.parse::<Knobs>().expect_err(needle).to_string();

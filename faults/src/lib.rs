@@ -9,6 +9,13 @@
 //!
 //! Everything is deterministic per seed: ChaCha8 RNGs derived from the seed, ordered maps only,
 //! no wall clock.
+//!
+//! Feature `failpoints` (default): without it every [`FailPoints`] evaluation is an inlined
+//! [`Hit::Pass`]; the registry still compiles (the harness uses it) but nothing evaluates
+//! through it.
+
+// Without `failpoints` the registry's evaluation path is compiled but unreachable.
+#![cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 
 mod action;
 pub mod budget;

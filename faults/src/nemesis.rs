@@ -223,7 +223,13 @@ impl<'a> Planner<'a> {
     }
 
     /// Reserves between 1 and `max` nodes that are free over `[start, end)` within the budget.
-    fn reserve(&mut self, rng: &mut ChaCha8Rng, max: usize, start: u64, end: u64) -> Option<Vec<usize>> {
+    fn reserve(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        max: usize,
+        start: u64,
+        end: u64,
+    ) -> Option<Vec<usize>> {
         let room = self.allowed.checked_sub(self.peak(start, end))?;
         let mut free: Vec<usize> = (0..self.shape.nodes.len())
             .filter(|n| {
@@ -255,7 +261,11 @@ impl<'a> Planner<'a> {
     fn free_points(&self, kind: FailPointKind, t: u64) -> Vec<String> {
         let free_at = |p: &&str| self.point_free_at.get(*p).is_none_or(|f| *f < t);
         let points = self.shape.points(kind);
-        points.into_iter().filter(free_at).map(String::from).collect()
+        points
+            .into_iter()
+            .filter(free_at)
+            .map(String::from)
+            .collect()
     }
 
     fn place(&mut self, kind: FaultKind, t: u64, rng: &mut ChaCha8Rng) {
@@ -288,7 +298,11 @@ impl<'a> Planner<'a> {
     }
 
     fn partition(&mut self, rng: &mut ChaCha8Rng, t: u64) -> Option<()> {
-        if self.global_free_at.get(&FaultKind::Partition).is_some_and(|f| *f > t) {
+        if self
+            .global_free_at
+            .get(&FaultKind::Partition)
+            .is_some_and(|f| *f > t)
+        {
             return None;
         }
         let span = self.span(rng, t, 1000, 15_000)?;
@@ -302,7 +316,15 @@ impl<'a> Planner<'a> {
             std::mem::swap(&mut a, &mut b);
         }
         let duration = Duration::from_millis(span);
-        self.push(t, Fault::Partition { a, b, oneway, duration });
+        self.push(
+            t,
+            Fault::Partition {
+                a,
+                b,
+                oneway,
+                duration,
+            },
+        );
         Some(())
     }
 
@@ -377,7 +399,13 @@ impl<'a> Planner<'a> {
         self.push(t, armed);
         if pause {
             let node = selector_node;
-            self.push(end, Fault::OpenGate { node, point: point.clone() });
+            self.push(
+                end,
+                Fault::OpenGate {
+                    node,
+                    point: point.clone(),
+                },
+            );
         }
         self.push(end, Fault::ClearFailPoint { point });
         Some(())
@@ -386,14 +414,32 @@ impl<'a> Planner<'a> {
     fn fp_pause(&mut self, rng: &mut ChaCha8Rng, t: u64) -> Option<()> {
         let window = self.span(rng, t, 500, 15_000)?;
         let action = "pause".to_string();
-        self.arm(rng, t, Arming { kind: FailPointKind::Async, action, window, tail: 0 })
+        self.arm(
+            rng,
+            t,
+            Arming {
+                kind: FailPointKind::Async,
+                action,
+                window,
+                tail: 0,
+            },
+        )
     }
 
     fn fp_error(&mut self, rng: &mut ChaCha8Rng, t: u64) -> Option<()> {
         let window = self.span(rng, t, 500, 10_000)?;
         let actions = ["return", "1*return", "3*return", "20%return", "50%return"];
         let action = actions[rng.random_range(0..actions.len())].to_string();
-        self.arm(rng, t, Arming { kind: FailPointKind::If, action, window, tail: 0 })
+        self.arm(
+            rng,
+            t,
+            Arming {
+                kind: FailPointKind::If,
+                action,
+                window,
+                tail: 0,
+            },
+        )
     }
 
     fn fp_crash(&mut self, rng: &mut ChaCha8Rng, t: u64) -> Option<()> {
@@ -401,7 +447,16 @@ impl<'a> Planner<'a> {
         let down = rng.random_range(500..=8000u64);
         let action = format!("1*restart({down})");
         let kind = FailPointKind::Crash;
-        self.arm(rng, t, Arming { kind, action, window, tail: down })
+        self.arm(
+            rng,
+            t,
+            Arming {
+                kind,
+                action,
+                window,
+                tail: down,
+            },
+        )
     }
 
     fn fp_delay(&mut self, rng: &mut ChaCha8Rng, t: u64) -> Option<()> {
@@ -413,7 +468,16 @@ impl<'a> Planner<'a> {
             format!("25%delay({delay})")
         };
         let kind = FailPointKind::Async;
-        self.arm(rng, t, Arming { kind, action, window, tail: delay })
+        self.arm(
+            rng,
+            t,
+            Arming {
+                kind,
+                action,
+                window,
+                tail: delay,
+            },
+        )
     }
 }
 
@@ -475,9 +539,23 @@ pub(crate) mod tests {
             .map(|seed| Nemesis::schedule(seed, &everything_on(), &s).to_string())
             .collect();
         for word in [
-            " crash ", " restart ", "partition ", "partition-oneway", " loss ", " latency ",
-            "disk-eio", "disk-torn", "disk-corrupt", " status ", "byzantine", " pause\n",
-            "open-gate", "return\n", "restart(", "delay(", "clear-failpoint",
+            " crash ",
+            " restart ",
+            "partition ",
+            "partition-oneway",
+            " loss ",
+            " latency ",
+            "disk-eio",
+            "disk-torn",
+            "disk-corrupt",
+            " status ",
+            "byzantine",
+            " pause\n",
+            "open-gate",
+            "return\n",
+            "restart(",
+            "delay(",
+            "clear-failpoint",
         ] {
             assert!(text.contains(word), "no {word:?} in\n{text}");
         }
@@ -503,7 +581,11 @@ pub(crate) mod tests {
         let mut faults = 0;
         for seed in 0..10_000u64 {
             let s = &shapes[(seed % 3) as usize];
-            let knobs = if seed % 2 == 0 { Knobs::draw(seed, s) } else { all_on.clone() };
+            let knobs = if seed % 2 == 0 {
+                Knobs::draw(seed, s)
+            } else {
+                all_on.clone()
+            };
             let schedule = Nemesis::schedule(seed, &knobs, s);
             faults += schedule.len();
             let ctx = || format!("seed {seed}, {} nodes:\n{schedule}", s.nodes.len());
@@ -518,7 +600,10 @@ pub(crate) mod tests {
                 assert_eq!(back, schedule, "{}", ctx());
             }
         }
-        assert!(faults > 100_000, "schedules are not trivially empty: {faults}");
+        assert!(
+            faults > 100_000,
+            "schedules are not trivially empty: {faults}"
+        );
     }
 
     #[test]

@@ -28,15 +28,17 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 
 use crate::action::{parse_actions, Action, ActionError, Task};
-use crate::fault::Fault;
 use crate::failpoint::{FailPoints, Hit};
+use crate::fault::Fault;
 use crate::ledger::{Counts, FiredEvent, Ledger, LedgerEntry};
 
 /// The RNG stream of fail-point probability draws (distinct from the nemesis streams).
 const RNG_STREAM: u64 = 0xfa11;
 
 /// Which nodes a rule (or an open-gate request) applies to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Selector {
     All,
     Node(String),
@@ -484,7 +486,14 @@ impl Registry {
     }
 
     /// Writes the ledger, queues crash commands, and calls the observer after unlocking.
-    fn record(&self, mut state: MutexGuard<'_, State>, node: &str, point: &str, action: &Action, ignored: bool) {
+    fn record(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        node: &str,
+        point: &str,
+        action: &Action,
+        ignored: bool,
+    ) {
         let at = turmoil::sim_elapsed().unwrap_or_default();
         let text = action.to_string();
         if ignored {
@@ -492,7 +501,9 @@ impl Registry {
             return;
         }
         match action.task {
-            Task::Crash => state.commands.push(DriverCommand::Crash { node: node.into() }),
+            Task::Crash => state
+                .commands
+                .push(DriverCommand::Crash { node: node.into() }),
             Task::Restart(after_ms) => state.commands.push(DriverCommand::Restart {
                 node: node.into(),
                 after_ms,
@@ -635,7 +646,8 @@ mod tests {
     #[test]
     fn counts_are_shared_by_the_nodes_of_a_rule() {
         let reg = Registry::new(1);
-        reg.configure(Selector::All, "p", "1*return").expect("valid");
+        reg.configure(Selector::All, "p", "1*return")
+            .expect("valid");
         assert_eq!(reg.handle("n1").eval_sync("p"), Hit::Return(None));
         assert_eq!(reg.handle("n2").eval_sync("p"), Hit::Pass);
     }
@@ -644,7 +656,8 @@ mod tests {
     fn probabilities_are_seeded() {
         let draw = |seed| {
             let reg = Registry::new(seed);
-            reg.configure(Selector::All, "p", "50%return").expect("valid");
+            reg.configure(Selector::All, "p", "50%return")
+                .expect("valid");
             evals(&reg, "n1", "p", 1000)
         };
         let a = draw(7);
@@ -653,14 +666,19 @@ mod tests {
         assert_eq!(a, draw(7));
         assert_ne!(a, draw(8));
         let never = Registry::new(1);
-        never.configure(Selector::All, "p", "0%return").expect("valid");
-        assert!(evals(&never, "n1", "p", 100).iter().all(|h| *h == Hit::Pass));
+        never
+            .configure(Selector::All, "p", "0%return")
+            .expect("valid");
+        assert!(evals(&never, "n1", "p", 100)
+            .iter()
+            .all(|h| *h == Hit::Pass));
     }
 
     #[test]
     fn most_specific_rule_wins() {
         let reg = Registry::new(1);
-        reg.configure(Selector::All, "p", "return(all)").expect("valid");
+        reg.configure(Selector::All, "p", "return(all)")
+            .expect("valid");
         reg.configure(Selector::Pattern("n*".into()), "p", "return(n*)")
             .expect("valid");
         reg.configure(Selector::Pattern("n1*".into()), "p", "return(n1*)")
@@ -734,7 +752,8 @@ mod tests {
     #[test]
     fn panic_action_panics_with_its_message() {
         let reg = Registry::new(1);
-        reg.configure(Selector::All, "p", "panic(boom)").expect("valid");
+        reg.configure(Selector::All, "p", "panic(boom)")
+            .expect("valid");
         let fp = reg.handle("n1");
         let err = std::panic::catch_unwind(|| fp.eval_sync("p")).expect_err("panics");
         let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -834,17 +853,21 @@ mod tests {
         assert_eq!(rt.block_on(fp.eval("p")), Hit::Pass);
         assert_eq!(reg.fired("n1", "p"), 0, "an open pause does not fire");
         reg.configure(Selector::All, "p", "pause").expect("valid");
-        let paused = rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(1), fp.eval("p")).await
-        });
+        let paused =
+            rt.block_on(async { tokio::time::timeout(Duration::from_secs(1), fp.eval("p")).await });
         assert!(paused.is_err(), "the new rule's gate is closed");
-        assert_eq!(reg.paused("n1", "p"), 0, "a dropped waiter is no longer counted");
+        assert_eq!(
+            reg.paused("n1", "p"),
+            0,
+            "a dropped waiter is no longer counted"
+        );
     }
 
     #[test]
     fn async_delay_sleeps_in_tokio_time() {
         let reg = Registry::new(1);
-        reg.configure(Selector::All, "p", "1*delay(300)").expect("valid");
+        reg.configure(Selector::All, "p", "1*delay(300)")
+            .expect("valid");
         let fp = reg.handle("n1");
         let rt = paused_runtime();
         let waited = rt.block_on(async {
@@ -862,9 +885,8 @@ mod tests {
         reg.configure(Selector::All, "p", "crash").expect("valid");
         let fp = reg.handle("n1");
         let rt = paused_runtime();
-        let out = rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(60), fp.eval("p")).await
-        });
+        let out = rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(60), fp.eval("p")).await });
         assert!(out.is_err());
         assert_eq!(
             reg.take_commands(),
@@ -875,8 +897,10 @@ mod tests {
     #[test]
     fn check_flag_and_arg_helpers() {
         let reg = Registry::new(1);
-        reg.configure(Selector::All, "e", "return(disk full)").expect("valid");
-        reg.configure(Selector::All, "a", "return(7)").expect("valid");
+        reg.configure(Selector::All, "e", "return(disk full)")
+            .expect("valid");
+        reg.configure(Selector::All, "a", "return(7)")
+            .expect("valid");
         let fp = reg.handle("n1");
         let rt = paused_runtime();
         rt.block_on(async {

@@ -88,7 +88,9 @@ impl FromStr for ScheduleEntry {
                 "expected a time like \"12.500s\" or \"at <point>@<node>\", found {head:?}"
             ));
         };
-        let fault = rest.parse().map_err(|e: crate::fault::FaultParseError| e.0)?;
+        let fault = rest
+            .parse()
+            .map_err(|e: crate::fault::FaultParseError| e.0)?;
         Ok(ScheduleEntry::Timed { at, fault })
     }
 }
@@ -97,12 +99,18 @@ fn parse_triggered(rest: &str) -> Result<ScheduleEntry, String> {
     let rest = rest.trim_start();
     let (trigger, fault) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     let Some((point, node)) = trigger.rsplit_once('@') else {
-        return Err(format!("expected <point>@<node> after at, found {trigger:?}"));
+        return Err(format!(
+            "expected <point>@<node> after at, found {trigger:?}"
+        ));
     };
     if !is_name(point) || !is_name(node) {
-        return Err(format!("expected <point>@<node> after at, found {trigger:?}"));
+        return Err(format!(
+            "expected <point>@<node> after at, found {trigger:?}"
+        ));
     }
-    let fault = fault.parse().map_err(|e: crate::fault::FaultParseError| e.0)?;
+    let fault = fault
+        .parse()
+        .map_err(|e: crate::fault::FaultParseError| e.0)?;
     Ok(ScheduleEntry::Triggered {
         point: point.to_string(),
         node: node.to_string(),
@@ -236,9 +244,10 @@ at sync.metadata.pause@n1 crash n1
 
     #[test]
     fn sorts_stably_by_time() {
-        let s: Schedule = "5.000s crash n1\n1.000s crash n2\n5.000s restart n1\n1.000s restart n2\n"
-            .parse()
-            .expect("parses");
+        let s: Schedule =
+            "5.000s crash n1\n1.000s crash n2\n5.000s restart n1\n1.000s restart n2\n"
+                .parse()
+                .expect("parses");
         assert_eq!(
             s.to_string(),
             "1.000s crash n2\n1.000s restart n2\n5.000s crash n1\n5.000s restart n1\n"
@@ -264,7 +273,9 @@ at sync.metadata.pause@n1 crash n1
         let e = "12s crash n1".parse::<Schedule>().expect_err("bad time");
         assert_eq!(e.line, 1);
         assert!(e.message.contains("expected a time"), "{e}");
-        let e = "at nopoint crash n1".parse::<Schedule>().expect_err("bad trigger");
+        let e = "at nopoint crash n1"
+            .parse::<Schedule>()
+            .expect_err("bad trigger");
         assert!(e.message.contains("<point>@<node>"), "{e}");
         let e = "at p@n1".parse::<Schedule>().expect_err("no fault");
         assert!(e.message.contains("expected a fault"), "{e}");
@@ -303,7 +314,10 @@ at sync.metadata.pause@n1 crash n1
         match rng.random_range(0..16) {
             0 => Fault::Crash { node },
             1 => Fault::Restart { node },
-            2 => Fault::CrashRestart { node, down: dur(rng) },
+            2 => Fault::CrashRestart {
+                node,
+                down: dur(rng),
+            },
             3 | 4 => Fault::Partition {
                 a: nodes(rng),
                 b: nodes(rng),
@@ -323,7 +337,10 @@ at sync.metadata.pause@n1 crash n1
                 b: nodes(rng),
                 duration: dur(rng),
             },
-            8 => Fault::DiskEio { node, duration: dur(rng) },
+            8 => Fault::DiskEio {
+                node,
+                duration: dur(rng),
+            },
             9 => Fault::DiskTornOnCrash { node },
             10 => Fault::DiskCorruptReads {
                 node,
@@ -334,12 +351,18 @@ at sync.metadata.pause@n1 crash n1
                 node,
                 status: pick(rng, &["Active", "RecoveryCatchUp", "Standby"]).into(),
             },
-            12 => Fault::Byzantine { node, duration: dur(rng) },
+            12 => Fault::Byzantine {
+                node,
+                duration: dur(rng),
+            },
             13 => Fault::FailPoint {
                 selector_node: sel(rng),
                 point,
-                action: pick(rng, &["pause", "1*crash", "50%return(x y)", "delay(10)->off"])
-                    .into(),
+                action: pick(
+                    rng,
+                    &["pause", "1*crash", "50%return(x y)", "delay(10)->off"],
+                )
+                .into(),
             },
             14 => Fault::ClearFailPoint { point },
             _ => Fault::OpenGate {
@@ -359,7 +382,10 @@ at sync.metadata.pause@n1 crash n1
                     let node = pick(rng, &["n1", "n2"]).to_string();
                     ScheduleEntry::Triggered { point, node, fault }
                 } else {
-                    ScheduleEntry::Timed { at: dur(rng), fault }
+                    ScheduleEntry::Timed {
+                        at: dur(rng),
+                        fault,
+                    }
                 }
             })
             .collect();

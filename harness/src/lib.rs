@@ -1,1 +1,20 @@
-//! placeholder
+//! shardstorm-harness: the simulation engine. A cluster of storage nodes on turmoil, a driver
+//! loop that applies faults and churn between steps, a trace of every event, an oracle that
+//! checks the spec's invariants, a liveness phase, determinism checks, run files and shrinking.
+
+pub mod apply;
+pub mod churn;
+pub mod cluster;
+pub mod control;
+pub mod driver;
+pub mod oracle;
+pub mod run;
+pub mod spec;
+pub mod trace;
+pub mod workload;
+
+pub use cluster::{Cluster, ClusterBuilder};
+pub use oracle::{Invariant, Violation};
+pub use run::{run, RunResult};
+pub use spec::RunSpec;
+pub use trace::{Recorder, Trace, TraceEvent, TraceKind};

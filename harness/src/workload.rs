@@ -114,7 +114,7 @@ async fn write_blob(
 ) -> Option<BlobId> {
     let encoded = if inconsistent {
         let bad = ShardIndex(rng.random_range(0..encoding.n_shards()));
-        encode_inconsistent(encoding, &data, bad)
+        encode_inconsistent(encoding, &data, bad).ok()?
     } else {
         encode(encoding, &data).ok()?
     };

@@ -135,14 +135,24 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// A chain at epoch 1 with `genesis` as its first committee (epoch 0 has the same one).
+    /// A chain whose epoch 0 has an empty committee and whose first epoch change, to epoch 1
+    /// with `genesis` as its committee, has started: every genesis member gains its shards.
     pub fn new(genesis: BTreeMap<ShardIndex, NodeId>) -> Self {
         let n_shards = genesis.len();
         let mut state = ChainState { epoch: 1, n_shards, ..Default::default() };
-        state.committees.insert(0, Committee { epoch: 0, shards: genesis.clone() });
+        state.committees.insert(0, Committee { epoch: 0, shards: BTreeMap::new() });
         state.committees.insert(1, Committee { epoch: 1, shards: genesis });
-        state.done.insert(1);
+        state.events.push(ChainEvent::EpochChangeStart { epoch: 1 });
         Self { state: Arc::new(Mutex::new(state)) }
+    }
+
+    /// Operator override: ends the running epoch change without attestations (test fixtures).
+    pub fn force_epoch_change_done(&self) {
+        let mut s = self.lock();
+        let epoch = s.epoch;
+        if s.done.insert(epoch) {
+            s.events.push(ChainEvent::EpochChangeDone { epoch });
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, ChainState> {
@@ -322,6 +332,8 @@ mod tests {
     #[test]
     fn epoch_change_ends_after_a_two_thirds_quorum_of_shards() {
         let chain = Chain::new(genesis(6, 3));
+        assert_eq!(chain.start_epoch_change(genesis(6, 3)), Err(ChainError::EpochChangeInProgress(1)));
+        chain.force_epoch_change_done();
         let e = chain.start_epoch_change(genesis(6, 3)).unwrap();
         assert_eq!(e, 2);
         assert_eq!(chain.start_epoch_change(genesis(6, 3)), Err(ChainError::EpochChangeInProgress(2)));
@@ -336,6 +348,7 @@ mod tests {
     #[test]
     fn non_members_and_stale_attestations_are_ignored() {
         let chain = Chain::new(genesis(3, 3));
+        chain.force_epoch_change_done();
         chain.start_epoch_change(genesis(3, 3)).unwrap();
         chain.epoch_sync_done(NodeId(9), 2);
         chain.epoch_sync_done(NodeId(0), 1);
@@ -350,7 +363,7 @@ mod tests {
         assert_eq!(chain.register_blob(b, 3), Err(ChainError::AlreadyRegistered(b)));
         chain.certify_blob(b).unwrap();
         chain.delete_blob(b).unwrap();
-        let events: Vec<_> = chain.events_from(0, 10).into_iter().map(|(_, e)| e).collect();
+        let events: Vec<_> = chain.events_from(1, 10).into_iter().map(|(_, e)| e).collect();
         assert_eq!(events.len(), 3);
         assert!(matches!(events[1], ChainEvent::BlobCertified { epoch: 1, .. }));
         assert!(!chain.blob(b).unwrap().is_certified_at(1));
@@ -360,6 +373,7 @@ mod tests {
     #[test]
     fn incomplete_committees_are_rejected() {
         let chain = Chain::new(genesis(4, 2));
+        chain.force_epoch_change_done();
         let err = chain.start_epoch_change(genesis(3, 2)).unwrap_err();
         assert_eq!(err, ChainError::BadCommittee { expected: 4, got: 3 });
     }

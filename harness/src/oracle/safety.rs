@@ -43,6 +43,11 @@ impl SafetyOracle {
         Self { chain, nodes: BTreeMap::new(), checked: 0 }
     }
 
+    /// How many trace events were checked so far.
+    pub fn checked(&self) -> usize {
+        self.checked
+    }
+
     /// Checks every event not yet checked; returns the first violation.
     pub fn check_new(&mut self, events: &[TraceEvent]) -> Option<Violation> {
         while self.checked < events.len() {

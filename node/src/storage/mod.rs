@@ -21,8 +21,9 @@ pub use disk::{Disk, DiskStats, SimDisk, DB_FILE_NAME, SECTOR_SIZE};
 pub use error::StorageError;
 pub use sync::Progress;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, TableHandle, WriteTransaction};
 use shardstorm_faults::{FailPoints, Hit};
+use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, PoisonError};
 
@@ -42,6 +43,14 @@ pub struct Storage {
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage").field("disk", &self.disk).finish()
+    }
+}
+
+impl Drop for Storage {
+    /// Closing a database whose pages were corrupted may panic inside redb: contained here.
+    fn drop(&mut self) {
+        let slot = self.db.get_mut().unwrap_or_else(PoisonError::into_inner);
+        close_quietly(slot.take());
     }
 }
 
@@ -178,6 +187,7 @@ fn open_database(disk: &Disk) -> Result<Database, StorageError> {
     catch(|| {
         let mut builder = Database::builder();
         builder.set_cache_size(CACHE_SIZE);
+        builder.set_check_integrity_on_open(true);
         let db = match disk {
             Disk::Sim(sim) => builder.create_with_backend(sim.backend())?,
             Disk::Dir(dir) => builder.create(dir.join(DB_FILE_NAME))?,
@@ -190,7 +200,16 @@ fn open_database(disk: &Disk) -> Result<Database, StorageError> {
     })
 }
 
+/// Creates the tables on first open (later opens do not write).
 fn create_tables(db: &Database) -> Result<(), StorageError> {
+    let existing: BTreeSet<String> = db
+        .begin_read()?
+        .list_tables()?
+        .map(|t| t.name().to_string())
+        .collect();
+    if tables::ALL_NAMES.iter().all(|n| existing.contains(*n)) {
+        return Ok(());
+    }
     let txn = db.begin_write()?;
     txn.open_table(tables::NODE)?;
     txn.open_table(tables::SHARD_STATUS)?;

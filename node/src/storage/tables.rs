@@ -23,6 +23,16 @@ pub(crate) const SLIVERS_NAME: &str = "slivers";
 pub(crate) const METADATA_NAME: &str = "metadata";
 pub(crate) const BLOB_INFO_NAME: &str = "blob_info";
 
+pub(crate) const ALL_NAMES: [&str; 7] = [
+    NODE_NAME,
+    SHARD_STATUS_NAME,
+    PROGRESS_NAME,
+    PENDING_NAME,
+    SLIVERS_NAME,
+    METADATA_NAME,
+    BLOB_INFO_NAME,
+];
+
 /// Node status and event cursor, keyed by name.
 pub(crate) const NODE: TableDefinition<&str, &[u8]> = TableDefinition::new(NODE_NAME);
 /// Shard storage exists iff the shard has a row here.

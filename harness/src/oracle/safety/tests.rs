@@ -10,6 +10,7 @@ fn chain() -> Chain {
     // Epoch 1: n0 owns s0, s1; n1 owns s2, s3. Epoch 2: swapped.
     let genesis = (0..4).map(|i| (ShardIndex(i), NodeId(i / 2))).collect();
     let chain = Chain::new(genesis);
+    chain.force_epoch_change_done();
     let swapped = (0..4).map(|i| (ShardIndex(i), NodeId(1 - i / 2))).collect();
     chain.start_epoch_change(swapped).unwrap();
     chain

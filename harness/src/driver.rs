@@ -1,0 +1,378 @@
+//! The driver loop, the only holder of `&mut Sim`: between steps it applies due schedule
+//! faults, fail-point driver commands, heals, supervisor restarts and epoch changes with churn;
+//! after every step the safety oracle checks the new trace events. Then the liveness phase
+//! heals everything, runs one last epoch change without churn, and audits convergence.
+
+use crate::apply::{self, Undo};
+use crate::churn::next_committee;
+use crate::cluster::Cluster;
+use crate::control::{Control, ControlCommand};
+use crate::oracle::{audit, AuditInput, Invariant, SafetyOracle, Violation};
+use crate::trace::TraceKind;
+use crate::workload::WorkloadLog;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use shardstorm_faults::{Knobs, Schedule, ScheduleEntry};
+use shardstorm_node::{NodeId, NodeStatus, ProbeEvent, ShardStatus};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// How long healing may take before non-convergence is a liveness violation.
+pub const LIVENESS_DEADLINE: Duration = Duration::from_secs(120);
+/// How long after a fatal error the supervisor restarts a node.
+const SUPERVISOR_DELAY_MS: u64 = 1000;
+
+/// State of one run's driver.
+pub struct Driver {
+    pub cluster: Cluster,
+    pub control: Control,
+    pub oracle: SafetyOracle,
+    pub workload: WorkloadLog,
+    knobs: Knobs,
+    timed: Vec<(Duration, shardstorm_faults::Fault)>,
+    next_timed: usize,
+    triggered: Vec<(String, String, shardstorm_faults::Fault, bool)>,
+    undos: BTreeMap<(u64, u64), Undo>,
+    undo_seq: u64,
+    restarts: BTreeMap<NodeId, u64>,
+    churn: ChaCha8Rng,
+    epochs_planned: u32,
+    epochs_started: u32,
+    next_epoch_ms: u64,
+    max_latency: Duration,
+    pub violation: Option<Violation>,
+    pub steps: u64,
+}
+
+impl Driver {
+    pub fn new(cluster: Cluster, control: Control, workload: WorkloadLog, knobs: Knobs, schedule: &Schedule, seed: u64, epochs: u32, max_latency: Duration) -> Self {
+        let mut timed = Vec::new();
+        let mut triggered = Vec::new();
+        for entry in &schedule.entries {
+            match entry {
+                ScheduleEntry::Timed { at, fault } => timed.push((*at, fault.clone())),
+                ScheduleEntry::Triggered { point, node, fault } => triggered.push((point.clone(), node.clone(), fault.clone(), false)),
+            }
+        }
+        let oracle = SafetyOracle::new(cluster.chain.clone());
+        Self {
+            cluster,
+            control,
+            oracle,
+            workload,
+            next_epoch_ms: knobs.epoch_ms,
+            knobs,
+            timed,
+            next_timed: 0,
+            triggered,
+            undos: BTreeMap::new(),
+            undo_seq: 0,
+            restarts: BTreeMap::new(),
+            churn: ChaCha8Rng::seed_from_u64(seed ^ 0x6368_7572_6e),
+            epochs_planned: epochs,
+            epochs_started: 0,
+            max_latency,
+            violation: None,
+            steps: 0,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.cluster.now_ms()
+    }
+
+    fn log(&self, text: String) {
+        self.cluster.recorder.record_at(self.now_ms(), None, TraceKind::Harness(text));
+    }
+
+    /// One simulation step plus the oracle; false once a violation was found.
+    fn step(&mut self) -> bool {
+        self.steps += 1;
+        if let Err(e) = self.cluster.sim.step() {
+            let context = {
+                let trace = self.cluster.recorder.lock();
+                trace.context(trace.len().saturating_sub(1), 30)
+            };
+            self.violation = Some(Violation {
+                invariant: Invariant::NodePanic,
+                node: None,
+                shard: None,
+                t_ms: self.now_ms(),
+                message: e.to_string().lines().next().unwrap_or("host failed").to_string(),
+                context,
+            });
+            return false;
+        }
+        let trace = self.cluster.recorder.lock();
+        let first_new = self.oracle_checked();
+        let violation = self.oracle.check_new(trace.events());
+        let fatal: Vec<NodeId> = trace.events()[first_new..]
+            .iter()
+            .filter(|e| matches!(e.kind, TraceKind::Probe(ProbeEvent::Fatal { .. })))
+            .filter_map(|e| e.node)
+            .collect();
+        drop(trace);
+        let at = self.now_ms() + SUPERVISOR_DELAY_MS;
+        for node in fatal {
+            self.restarts.entry(node).or_insert(at);
+        }
+        if violation.is_some() {
+            self.violation = violation;
+            return false;
+        }
+        true
+    }
+
+    fn oracle_checked(&self) -> usize {
+        self.oracle.checked()
+    }
+
+    /// Everything due between two steps of the chaos phase.
+    fn between_steps(&mut self) {
+        let now = Duration::from_millis(self.now_ms());
+        while self.next_timed < self.timed.len() && self.timed[self.next_timed].0 <= now {
+            let fault = self.timed[self.next_timed].1.clone();
+            self.next_timed += 1;
+            self.apply_fault(&fault);
+        }
+        for i in 0..self.triggered.len() {
+            let (point, node, fault, done) = &self.triggered[i];
+            if !done && self.cluster.registry.has_reached(node, point, 1) {
+                let fault = fault.clone();
+                self.triggered[i].3 = true;
+                self.apply_fault(&fault);
+            }
+        }
+        self.run_commands();
+        self.run_due_undos(false);
+        self.run_due_restarts();
+    }
+
+    fn apply_fault(&mut self, fault: &shardstorm_faults::Fault) {
+        let now = self.now_ms();
+        for (after, undo) in apply::apply(&mut self.cluster, &self.control, fault, self.max_latency) {
+            self.undo_seq += 1;
+            self.undos.insert((now + after.as_millis() as u64, self.undo_seq), undo);
+        }
+    }
+
+    fn run_commands(&mut self) {
+        for command in self.cluster.registry.take_commands() {
+            match command {
+                shardstorm_faults::DriverCommand::Crash { node } => {
+                    if let Some(id) = apply::node_id(&node) {
+                        self.cluster.crash(id);
+                    }
+                }
+                shardstorm_faults::DriverCommand::Restart { node, after_ms } => {
+                    if let Some(id) = apply::node_id(&node) {
+                        self.cluster.crash(id);
+                        self.restarts.insert(id, self.now_ms() + after_ms);
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_due_undos(&mut self, all: bool) {
+        let now = self.now_ms();
+        let due: Vec<(u64, u64)> = self.undos.keys().copied().filter(|(t, _)| all || *t <= now).collect();
+        for key in due {
+            if let Some(undo) = self.undos.remove(&key) {
+                apply::undo(&mut self.cluster, &undo, self.max_latency);
+            }
+        }
+    }
+
+    fn run_due_restarts(&mut self) {
+        let now = self.now_ms();
+        let due: Vec<NodeId> = self.restarts.iter().filter(|(_, t)| **t <= now).map(|(n, _)| *n).collect();
+        for node in due {
+            self.restarts.remove(&node);
+            self.cluster.restart(node);
+        }
+    }
+
+    /// Starts the next epoch change once it is due and the previous one ended.
+    fn maybe_change_epoch(&mut self, churn: bool) -> bool {
+        let chain = &self.cluster.chain;
+        if !chain.is_epoch_change_done(chain.epoch()) {
+            return false;
+        }
+        let current = chain.committee(chain.epoch()).unwrap_or_default().shards;
+        let nodes: Vec<NodeId> = self.cluster.nodes.keys().copied().collect();
+        let next = if churn {
+            next_committee(&mut self.churn, &current, &nodes, self.knobs.churn_move, self.knobs.churn_membership)
+        } else {
+            current
+        };
+        let summary = committee_summary(&next);
+        match self.cluster.chain.start_epoch_change(next) {
+            Ok(epoch) => {
+                self.cluster.recorder.record_at(self.now_ms(), None, TraceKind::Chain(format!("epoch-change {epoch} {summary}")));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The chaos phase: faults, churn and the workload until every planned epoch started.
+    pub fn chaos(&mut self, duration: Duration) -> bool {
+        let end = duration.as_millis() as u64;
+        let hard_end = 3 * end;
+        loop {
+            let now = self.now_ms();
+            if (now >= end && self.epochs_started >= self.epochs_planned) || now >= hard_end {
+                return true;
+            }
+            self.between_steps();
+            if self.epochs_started < self.epochs_planned && now >= self.next_epoch_ms && self.maybe_change_epoch(true) {
+                self.epochs_started += 1;
+                self.next_epoch_ms = now + self.knobs.epoch_ms;
+            }
+            if !self.step() {
+                return false;
+            }
+        }
+    }
+
+    /// Heals every fault and restarts every down node.
+    fn heal(&mut self) {
+        self.log("heal".into());
+        for (selector, point, _) in self.cluster.registry.rules() {
+            self.cluster.registry.open_gate(selector, &point);
+        }
+        self.cluster.registry.clear_all();
+        self.run_due_undos(true);
+        self.cluster.sim.set_fail_rate(0.0);
+        self.cluster.sim.set_max_message_latency(self.max_latency);
+        for host in self.cluster.nodes.values() {
+            host.disk.set_eio(false);
+            host.disk.set_corrupt_reads(0);
+            host.switches.byzantine_source.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.restarts.clear();
+        let down: Vec<NodeId> = self.cluster.nodes.iter().filter(|(_, h)| !h.up).map(|(n, _)| *n).collect();
+        for node in down {
+            self.cluster.restart(node);
+        }
+    }
+
+    /// The liveness phase; returns the audit's violations (empty when converged).
+    pub fn liveness(&mut self, judge: bool) -> Option<Violation> {
+        self.heal();
+        let start = self.now_ms();
+        let deadline = start + LIVENESS_DEADLINE.as_millis() as u64;
+        let mut final_epoch = false;
+        let mut audit_pending = false;
+        let mut next_check = start + 1000;
+        let mut last: Vec<Violation> = Vec::new();
+        loop {
+            if !self.step() {
+                return self.violation.clone();
+            }
+            self.run_commands();
+            self.run_due_restarts();
+            let now = self.now_ms();
+            if !final_epoch && self.maybe_change_epoch(false) {
+                final_epoch = true;
+            }
+            if audit_pending {
+                if let Some(data) = self.control.take_audit() {
+                    audit_pending = false;
+                    last = self.judge_audit(&data, now);
+                    if last.is_empty() {
+                        self.log("converged".into());
+                        return None;
+                    }
+                }
+            } else if now >= next_check && final_epoch {
+                next_check = now + 2000;
+                if self.model_converged() || now + 2000 >= deadline {
+                    self.control.send(ControlCommand::Audit { blobs: self.readable_blobs() });
+                    audit_pending = true;
+                }
+            }
+            if now >= deadline && !audit_pending {
+                break;
+            }
+            if now >= deadline + 60_000 {
+                break;
+            }
+        }
+        if !judge {
+            self.log("liveness not judged: the schedule exceeds the fault budget".into());
+            return None;
+        }
+        let mut first = last.into_iter().next().unwrap_or_else(|| Violation {
+            invariant: Invariant::Liveness,
+            node: None,
+            shard: None,
+            t_ms: self.now_ms(),
+            message: "the cluster did not converge and no audit completed".into(),
+            context: Vec::new(),
+        });
+        let trace = self.cluster.recorder.lock();
+        first.context = trace.context(trace.len().saturating_sub(1), 30);
+        Some(first)
+    }
+
+    fn judge_audit(&self, data: &crate::control::AuditData, now: u64) -> Vec<Violation> {
+        let truths = self.workload.truths();
+        let mut found = audit(&AuditInput {
+            chain: &self.cluster.chain,
+            snapshots: &data.snapshots,
+            truths: &truths,
+            reads: &data.reads,
+            t_ms: now,
+        });
+        for node in &data.unreachable {
+            found.push(Violation {
+                invariant: Invariant::Liveness,
+                node: Some(*node),
+                shard: None,
+                t_ms: now,
+                message: "node unreachable after healing".into(),
+                context: Vec::new(),
+            });
+        }
+        found
+    }
+
+    /// Certified blobs to read back, with their bytes.
+    fn readable_blobs(&self) -> Vec<(shardstorm_node::BlobId, Vec<u8>)> {
+        let epoch = self.cluster.chain.epoch();
+        self.workload
+            .blobs()
+            .into_iter()
+            .filter(|(id, b)| b.truth.consistent && self.cluster.chain.blob(*id).is_some_and(|r| r.is_certified_at(epoch)))
+            .map(|(id, b)| (id, b.data))
+            .collect()
+    }
+
+    /// The cheap convergence test on the oracle's model.
+    fn model_converged(&self) -> bool {
+        let chain = &self.cluster.chain;
+        let committee = chain.committee(chain.epoch()).unwrap_or_default();
+        self.cluster.nodes.keys().all(|node| {
+            let Some(m) = self.oracle.nodes.get(node) else { return false };
+            let owned: BTreeSet<_> = committee.shards_of(*node);
+            let want = if owned.is_empty() { NodeStatus::Standby } else { NodeStatus::Active };
+            m.status == Some(want)
+                && m.sync_running.is_empty()
+                && owned.iter().all(|s| m.shards.get(s) == Some(&ShardStatus::Active))
+        })
+    }
+}
+
+fn committee_summary(c: &BTreeMap<shardstorm_node::ShardIndex, NodeId>) -> String {
+    let mut by_node: BTreeMap<NodeId, Vec<u16>> = BTreeMap::new();
+    for (s, n) in c {
+        by_node.entry(*n).or_default().push(s.0);
+    }
+    by_node
+        .iter()
+        .map(|(n, s)| format!("{n}:{}", s.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

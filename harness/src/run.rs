@@ -1,0 +1,74 @@
+//! One run end to end: build the cluster from a `RunSpec`, drive the chaos phase, run the
+//! liveness phase, and return the verdict with the trace and its hash.
+
+use crate::cluster::ClusterBuilder;
+use crate::control;
+use crate::driver::Driver;
+use crate::oracle::Violation;
+use crate::spec::RunSpec;
+use crate::trace::{Trace, TraceKind};
+use crate::workload::{self, WorkloadConfig, WorkloadLog};
+use shardstorm_faults::{budget, Knobs, Schedule};
+use std::time::Duration;
+
+/// Outcome of one run.
+#[derive(Debug)]
+pub struct RunResult {
+    pub spec: RunSpec,
+    pub knobs: Knobs,
+    pub schedule: Schedule,
+    pub violation: Option<Violation>,
+    pub trace: Trace,
+    pub trace_hash: String,
+    pub sim_ms: u64,
+    pub steps: u64,
+}
+
+impl RunResult {
+    pub fn passed(&self) -> bool {
+        self.violation.is_none()
+    }
+}
+
+/// Maximum message latency outside latency spikes.
+pub const MAX_LATENCY: Duration = Duration::from_millis(20);
+
+/// Runs one seed.
+pub fn run(spec: &RunSpec) -> RunResult {
+    let knobs = spec.resolved_knobs();
+    let schedule = spec.resolved_schedule(&knobs);
+    let mut builder = ClusterBuilder::new(spec.seed, spec.nodes, spec.shards);
+    builder.config.bugs = spec.bugs.clone();
+    builder.tick = Duration::from_millis(spec.tick_ms.max(1));
+    builder.max_latency = MAX_LATENCY;
+    let mut cluster = builder.build();
+    let chaos = spec.chaos_duration(&knobs);
+    let log = WorkloadLog::default();
+    let wl = WorkloadConfig {
+        blobs: spec.blobs,
+        duration: chaos.mul_f64(0.8),
+        seed: spec.seed ^ 0x776f_726b,
+        min_size: 256,
+        max_size: 2048,
+        lifetime: (2, 12),
+        delete_probability: 0.05,
+        inconsistent_probability: 0.02,
+    };
+    let (chain, encoding, recorder, wlog) = (cluster.chain.clone(), cluster.encoding.clone(), cluster.recorder.clone(), log.clone());
+    cluster.sim.client("workload", async move { workload::run(wl, chain, encoding, recorder, wlog).await });
+    let slots = cluster.slots();
+    let (chain, encoding, recorder) = (cluster.chain.clone(), cluster.encoding.clone(), cluster.recorder.clone());
+    let control = control::install(&mut cluster.sim, slots, chain, encoding, recorder);
+    cluster.recorder.record_at(0, None, TraceKind::Harness(format!("run seed={} bugs={:?}", spec.seed, spec.bugs.iter().map(|b| b.name()).collect::<Vec<_>>())));
+    let mut driver = Driver::new(cluster, control, log, knobs.clone(), &schedule, spec.seed, spec.epochs, MAX_LATENCY);
+    let judge = budget::check(&schedule, usize::from(spec.nodes)).is_ok();
+    if driver.chaos(chaos) && driver.violation.is_none() {
+        driver.violation = driver.liveness(judge);
+    }
+    let sim_ms = driver.cluster.now_ms();
+    let steps = driver.steps;
+    let violation = driver.violation.take();
+    let trace = std::mem::take(&mut *driver.cluster.recorder.lock());
+    let trace_hash = trace.hash();
+    RunResult { spec: spec.clone(), knobs, schedule, violation, trace, trace_hash, sim_ms, steps }
+}
