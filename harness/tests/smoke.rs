@@ -18,3 +18,25 @@ fn quiet_cluster_converges() {
     eprintln!("{}", result.trace.condensed());
     assert!(result.passed());
 }
+
+#[test]
+#[ignore]
+fn swarm_seeds() {
+    let n: u64 = std::env::var("SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let start: u64 = std::env::var("START").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut failures = 0;
+    let t = std::time::Instant::now();
+    let mut sim = 0;
+    for seed in start..start + n {
+        let result = run(&RunSpec::standard(seed));
+        sim += result.sim_ms;
+        if let Some(v) = &result.violation {
+            failures += 1;
+            eprintln!("seed {seed}: {v}");
+            if std::env::var("VERBOSE").is_ok() {
+                eprintln!("{}\nschedule:\n{}", v.context.join("\n"), result.schedule);
+            }
+        }
+    }
+    eprintln!("{n} seeds, {failures} failures, wall {:?}, sim {} s", t.elapsed(), sim / 1000);
+}

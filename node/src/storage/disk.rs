@@ -2,7 +2,13 @@
 //! (`SimDisk`) that lives outside the simulated host, so it survives crash and restart, and
 //! models the page cache: writes are visible to reads at once but only durable after
 //! `sync_data`; a crash discards unsynced writes (or tears them). It can also fail every I/O
-//! with EIO and silently corrupt reads. Deterministic: one seeded ChaCha8 RNG per disk.
+//! with EIO and corrupt reads. Deterministic: one seeded ChaCha8 RNG per disk.
+//!
+//! Corrupted reads model a disk under a checksumming filesystem (btrfs/ZFS data checksums, or
+//! RocksDB's block checksums in Walrus): one byte of the read flips and the flip is detected,
+//! so the read fails with `InvalidData` ("checksum mismatch"). The bytes never reach redb,
+//! which verifies no checksums on reads and panics on malformed pages, sometimes inside a
+//! destructor, which aborts the process.
 //!
 //! A crash fences off every backend handle opened before it: the database handle of the
 //! crashed incarnation can no longer read or write the disk (its drop-time flush fails), so
@@ -139,7 +145,8 @@ impl SimDisk {
         self.lock().torn_writes = on;
     }
 
-    /// Each read flips one random byte with probability `per_mille / 1000` (capped at 1000).
+    /// Each read flips one random byte with probability `per_mille / 1000` (capped at 1000);
+    /// the flip is detected and the read fails with `InvalidData`.
     pub fn set_corrupt_reads(&self, per_mille: u32) {
         self.lock().corrupt_per_mille = per_mille.min(1000);
     }
@@ -245,19 +252,27 @@ impl SimDiskState {
             .get(start..end)
             .ok_or_else(|| out_of_range("read"))?;
         out.copy_from_slice(src);
-        self.maybe_corrupt(out);
+        if self.maybe_corrupt(out) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("checksum mismatch reading {} bytes at {offset}", out.len()),
+            ));
+        }
         Ok(())
     }
 
-    fn maybe_corrupt(&mut self, out: &mut [u8]) {
+    /// Flips one random byte of `out` with the configured probability; returns whether it did.
+    fn maybe_corrupt(&mut self, out: &mut [u8]) -> bool {
         if self.corrupt_per_mille == 0 || out.is_empty() {
-            return;
+            return false;
         }
-        if self.rng.random_range(0..1000) < self.corrupt_per_mille {
-            let i = self.rng.random_range(0..out.len());
-            out[i] ^= self.rng.random_range(1..=255u8);
-            self.corrupted_reads += 1;
+        if self.rng.random_range(0..1000) >= self.corrupt_per_mille {
+            return false;
         }
+        let i = self.rng.random_range(0..out.len());
+        out[i] ^= self.rng.random_range(1..=255u8);
+        self.corrupted_reads += 1;
+        true
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
@@ -498,7 +513,7 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_reads_are_seeded_and_flip_one_byte() {
+    fn corrupt_reads_are_seeded_flip_one_byte_and_are_detected() {
         let run = |seed| {
             let d = SimDisk::new(seed);
             let b = d.backend();
@@ -507,9 +522,13 @@ mod tests {
             let mut flips = Vec::new();
             for _ in 0..100 {
                 let mut out = [0; 64];
-                b.read(0, &mut out).unwrap();
+                let result = b.read(0, &mut out);
                 let changed: Vec<usize> = (0..64).filter(|&i| out[i] != 0).collect();
                 assert!(changed.len() <= 1);
+                assert_eq!(result.is_err(), changed.len() == 1);
+                if let Err(e) = result {
+                    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+                }
                 flips.push(changed.first().copied());
             }
             (flips, d.stats().corrupted_reads)
@@ -518,5 +537,6 @@ mod tests {
         assert_eq!(run(7), (a.clone(), n));
         assert!(n > 20 && n < 80, "{n}");
         assert_eq!(a.iter().filter(|f| f.is_some()).count() as u64, n);
+        assert_ne!(run(8).0, a);
     }
 }

@@ -187,7 +187,6 @@ fn open_database(disk: &Disk) -> Result<Database, StorageError> {
     catch(|| {
         let mut builder = Database::builder();
         builder.set_cache_size(CACHE_SIZE);
-        builder.set_check_integrity_on_open(true);
         let db = match disk {
             Disk::Sim(sim) => builder.create_with_backend(sim.backend())?,
             Disk::Dir(dir) => builder.create(dir.join(DB_FILE_NAME))?,

@@ -699,7 +699,7 @@ fn second_batch_state(s: &Storage) -> Result<Option<bool>, StorageError> {
 #[test]
 fn commit_sync_batch_is_atomic_under_io_failures_and_crashes() {
     let mut outcomes = BTreeSet::new();
-    for ops in 0..60u64 {
+    for ops in 0..200u64 {
         for (crash, torn) in [(false, false), (true, false), (true, true)] {
             let disk = SimDisk::new(ops);
             disk.set_torn_writes(torn);
@@ -734,7 +734,7 @@ fn commit_sync_batch_is_atomic_under_io_failures_and_crashes() {
 
 #[test]
 fn crash_keeps_every_committed_transaction() {
-    for seed in 0..20 {
+    for seed in 0..300 {
         let disk = SimDisk::new(seed);
         disk.set_torn_writes(seed % 2 == 1);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -786,7 +786,7 @@ fn uncommitted_writes_are_gone_after_abort_and_after_crash() {
 
 #[test]
 fn torn_writes_never_lose_committed_data_over_many_seeds() {
-    for seed in 0..150 {
+    for seed in 0..3000 {
         let disk = SimDisk::new(seed);
         disk.set_torn_writes(true);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -876,8 +876,9 @@ fn a_storage_handle_is_dead_after_its_disk_crashed() {
 #[test]
 fn corrupt_reads_give_typed_errors_or_correct_data() {
     let mut stats = BTreeMap::<&str, u32>::new();
-    for seed in 0..60 {
+    for seed in 0..600 {
         let disk = SimDisk::new(seed);
+        let rate = if seed % 2 == 0 { 300 } else { 50 };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut model = Snapshot::default();
         let s = Storage::open(&Disk::Sim(disk.clone())).unwrap();
@@ -885,7 +886,7 @@ fn corrupt_reads_give_typed_errors_or_correct_data() {
             step(&s, &mut model, &random_op(&mut rng));
         }
         drop(s);
-        disk.set_corrupt_reads(if seed % 2 == 0 { 300 } else { 50 });
+        disk.set_corrupt_reads(rate);
         // Reads only, each from a cold cache: every answer is an error or the truth.
         for _ in 0..20 {
             match Storage::open(&Disk::Sim(disk.clone())).and_then(|s| snapshot(&s)) {
@@ -893,29 +894,48 @@ fn corrupt_reads_give_typed_errors_or_correct_data() {
                     assert!(got == model, "seed {seed}: wrong data: {}", diff(&got, &model));
                     *stats.entry("ok").or_default() += 1;
                 }
-                Err(StorageError::Corrupted(_)) => *stats.entry("corrupted").or_default() += 1,
-                Err(StorageError::Codec(_)) => *stats.entry("codec").or_default() += 1,
                 Err(StorageError::Io(_)) => *stats.entry("io").or_default() += 1,
                 Err(e) => panic!("seed {seed}: unexpected {e:?}"),
             }
         }
-        let s = loop {
+        // Writes under corruption, each from a cold cache: a write that failed is either
+        // applied or not, never torn. (A database this small is mostly read while opening, so
+        // writes rarely fail here.)
+        let open = || loop {
             if let Ok(s) = Storage::open(&Disk::Sim(disk.clone())) {
                 break s;
             }
         };
-        // Writes under corruption: typed results only (no panic escapes).
         for _ in 0..20 {
-            let _ = run_op(&s, &random_op(&mut rng));
+            let s = open();
+            let op = random_op(&mut rng);
+            let mut next = model.clone();
+            let expected = model_op(&mut next, &op);
+            match run_op(&s, &op) {
+                Ok(()) => {
+                    assert_eq!(expected, Ok(()), "seed {seed}: {op:?}");
+                    model = next;
+                }
+                Err(StorageError::ShardNotFound(i)) => {
+                    assert_eq!(expected, Err(StorageError::ShardNotFound(i)));
+                }
+                Err(StorageError::Io(_)) => {
+                    *stats.entry("write io").or_default() += 1;
+                    disk.set_corrupt_reads(0);
+                    let got = snapshot(&s).unwrap();
+                    assert!(got == model || got == next, "seed {seed}: torn {op:?}");
+                    model = got;
+                    disk.set_corrupt_reads(rate);
+                }
+                Err(e) => panic!("seed {seed}: unexpected {e:?}"),
+            }
         }
         disk.set_corrupt_reads(0);
-        let _ = snapshot(&s);
-        drop(s);
-        let _ = Storage::open(&Disk::Sim(disk.clone())).and_then(|s| snapshot(&s));
+        let s = Storage::open(&Disk::Sim(disk.clone())).unwrap();
+        assert_eq!(snapshot(&s).unwrap(), model, "seed {seed}");
     }
-    assert!(stats.get("corrupted").copied().unwrap_or(0) > 0, "{stats:?}");
+    assert!(stats.get("io").copied().unwrap_or(0) > 0, "{stats:?}");
     assert!(stats.get("ok").copied().unwrap_or(0) > 0, "{stats:?}");
-    eprintln!("corrupt-read outcomes: {stats:?}");
 }
 
 #[test]

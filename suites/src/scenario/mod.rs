@@ -1,0 +1,1 @@
+//! Scenario fixtures for the chaos suites (being written).
