@@ -251,8 +251,9 @@ impl Driver {
             host.disk.set_corrupt_reads(0);
             host.switches.byzantine_source.store(false, std::sync::atomic::Ordering::Relaxed);
         }
-        self.restarts.clear();
-        let down: Vec<NodeId> = self.cluster.nodes.iter().filter(|(_, h)| !h.up).map(|(n, _)| *n).collect();
+        let pending: BTreeSet<NodeId> = std::mem::take(&mut self.restarts).into_keys().collect();
+        let down: Vec<NodeId> =
+            self.cluster.nodes.iter().filter(|(n, h)| !h.up || pending.contains(n)).map(|(n, _)| *n).collect();
         for node in down {
             self.cluster.restart(node);
         }
@@ -304,7 +305,8 @@ impl Driver {
             self.log("liveness not judged: the schedule exceeds the fault budget".into());
             return None;
         }
-        let mut first = last.into_iter().next().unwrap_or_else(|| Violation {
+        let stuck = (!final_epoch).then(|| self.stuck_epoch_change());
+        let mut first = last.into_iter().next().or(stuck).unwrap_or_else(|| Violation {
             invariant: Invariant::Liveness,
             node: None,
             shard: None,
@@ -315,6 +317,28 @@ impl Driver {
         let trace = self.cluster.recorder.lock();
         first.context = trace.context(trace.len().saturating_sub(1), 30);
         Some(first)
+    }
+
+    /// The epoch change that never ended, with who attested it.
+    fn stuck_epoch_change(&self) -> Violation {
+        let chain = &self.cluster.chain;
+        let epoch = chain.epoch();
+        let committee = chain.committee(epoch).unwrap_or_default();
+        let attested = chain.attestations(epoch);
+        let weight = committee.shards.values().filter(|n| attested.contains(n)).count();
+        let missing: Vec<String> = committee.members().difference(&attested).map(|n| n.to_string()).collect();
+        Violation {
+            invariant: Invariant::Liveness,
+            node: None,
+            shard: None,
+            t_ms: self.now_ms(),
+            message: format!(
+                "epoch change {epoch} never completed after healing: attested by {weight}/{} shards, missing {}",
+                committee.n_shards(),
+                missing.join(",")
+            ),
+            context: Vec::new(),
+        }
     }
 
     fn judge_audit(&self, data: &crate::control::AuditData, now: u64) -> Vec<Violation> {

@@ -33,6 +33,9 @@ fn swarm_seeds() {
         if let Some(v) = &result.violation {
             failures += 1;
             eprintln!("seed {seed}: {v}");
+            if let Ok(path) = std::env::var("TRACE_OUT") {
+                std::fs::write(format!("{path}.{seed}"), result.trace.text()).unwrap();
+            }
             if std::env::var("VERBOSE").is_ok() {
                 eprintln!("{}\nschedule:\n{}", v.context.join("\n"), result.schedule);
             }

@@ -21,17 +21,22 @@ pub enum Bug {
     /// Section 8.5: the reference completion is a separate read and write run by every outer
     /// task, so a concurrent status write can be clobbered or a fresh `RecoverMetadata` flipped.
     CompletionWindow,
+    /// Found by exploration: the finisher drops a shard's storage (S8) while a sync of that
+    /// shard is still running; the sync then fails terminally, its map entry stays, and the
+    /// node never attests through the per-shard path again until it restarts.
+    DroppedShardSyncBlocksAttestation,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
         Bug::BlindCompletionClobbersLock,
         Bug::ProgressTimerNeverReset,
         Bug::CompletionWindow,
+        Bug::DroppedShardSyncBlocksAttestation,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -43,6 +48,7 @@ impl Bug {
             Bug::BlindCompletionClobbersLock => "blind-completion-clobbers-lock",
             Bug::ProgressTimerNeverReset => "progress-timer-never-reset",
             Bug::CompletionWindow => "completion-window",
+            Bug::DroppedShardSyncBlocksAttestation => "dropped-shard-sync-blocks-attestation",
         }
     }
 }
@@ -55,7 +61,7 @@ impl fmt::Display for Bug {
 
 /// An unknown bug name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window)")]
+#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation)")]
 pub struct UnknownBug(pub String);
 
 impl std::str::FromStr for Bug {

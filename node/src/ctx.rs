@@ -60,6 +60,8 @@ pub enum SyncOutcome {
     Failed,
     /// `sync.no_retry` turned an error into a success that leaves the shard unfinished.
     SimulatedCrash,
+    /// Aborted because the shard's storage was dropped.
+    Cancelled,
 }
 
 /// Everything the node reports to the harness. `from` fields carry the value stored right

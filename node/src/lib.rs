@@ -13,7 +13,7 @@ pub mod types;
 pub mod wire;
 
 pub use chain::{Chain, ChainEvent, Committee};
-pub use config::{Bug, NodeConfig};
+pub use config::{Bug, NodeConfig, UnknownBug};
 pub use ctx::{NodeCtx, Probe, ProbeEvent};
 pub use node::{run, AdminRequest, NodeHandle, NodeSetup, NodeSnapshot};
 pub use status::{legal_transition, NodeStatus, ShardStatus};

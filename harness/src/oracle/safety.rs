@@ -124,7 +124,7 @@ impl SafetyOracle {
                         model.sync_failed.insert(*shard);
                     }
                     SyncOutcome::Success => model.progress.retain(|(s, _), _| s != shard),
-                    SyncOutcome::SimulatedCrash => {}
+                    SyncOutcome::SimulatedCrash | SyncOutcome::Cancelled => {}
                 }
                 None
             }

@@ -250,11 +250,7 @@ fn rebuild_code_word(
 }
 
 /// The first shard whose rebuilt symbol does not match its metadata hash.
-fn first_mismatch(
-    metadata: &BlobMetadata,
-    ty: SliverType,
-    word: &[Vec<u8>],
-) -> Option<ShardIndex> {
+fn first_mismatch(metadata: &BlobMetadata, ty: SliverType, word: &[Vec<u8>]) -> Option<ShardIndex> {
     word.iter()
         .zip(&metadata.hashes)
         .position(|(sliver, hashes)| hash_sliver(sliver) != *hashes.get(ty))

@@ -68,8 +68,7 @@ impl EncodingConfig {
 
 fn coder(n_shards: u16, ty: SliverType) -> Result<ReedSolomon, BlobError> {
     let k = usize::from(k_for(n_shards, ty));
-    ReedSolomon::new(k, usize::from(n_shards) - k)
-        .map_err(|e| BlobError::Coding(format!("{e:?}")))
+    ReedSolomon::new(k, usize::from(n_shards) - k).map_err(|e| BlobError::Coding(format!("{e:?}")))
 }
 
 pub(crate) fn max_faulty(n_shards: u16) -> u16 {

@@ -111,8 +111,8 @@ fn every_shard_recovers_from_exactly_k_others() {
                 let others: Vec<_> = (1..=k)
                     .map(|d| all[(usize::from(target) + d) % usize::from(n)].clone())
                     .collect();
-                let got = recover_sliver(&cfg, &blob.metadata, ShardIndex(target), ty, &others)
-                    .unwrap();
+                let got =
+                    recover_sliver(&cfg, &blob.metadata, ShardIndex(target), ty, &others).unwrap();
                 assert_eq!(
                     got,
                     blob.sliver(ShardIndex(target), ty).unwrap(),
@@ -159,7 +159,13 @@ fn duplicate_symbols_count_once() {
     let one = symbols(&blob, SliverType::Primary)[1].clone();
     let dup = vec![one; 10];
     assert_eq!(
-        recover_sliver(&cfg, &blob.metadata, ShardIndex(0), SliverType::Primary, &dup),
+        recover_sliver(
+            &cfg,
+            &blob.metadata,
+            ShardIndex(0),
+            SliverType::Primary,
+            &dup
+        ),
         Err(RecoveryError::NotEnoughSymbols { have: 1, need: 3 })
     );
 }
@@ -201,10 +207,7 @@ fn tampered_sliver_rejected_and_ignored() {
         recover_sliver(&cfg, &blob.metadata, ShardIndex(0), ty, &four).unwrap(),
         blob.primary[0]
     );
-    assert_eq!(
-        decode(&cfg, &blob.metadata, &all).unwrap(),
-        data(1000, 5)
-    );
+    assert_eq!(decode(&cfg, &blob.metadata, &all).unwrap(), data(1000, 5));
 }
 
 #[test]
@@ -221,11 +224,7 @@ fn inconsistent_blob_is_detected_by_recovery_and_decode() {
             verify_sliver(&blob.metadata, *s, ty, sliver).unwrap();
         }
         for target in 0..n {
-            let others: Vec<_> = all
-                .iter()
-                .filter(|(s, _)| s.0 != target)
-                .cloned()
-                .collect();
+            let others: Vec<_> = all.iter().filter(|(s, _)| s.0 != target).cloned().collect();
             assert_eq!(
                 recover_sliver(&cfg, &blob.metadata, ShardIndex(target), ty, &others),
                 Err(RecoveryError::Inconsistent(InconsistencyProof {
@@ -275,13 +274,19 @@ fn metadata_tampering_is_detected() {
     ));
     let mut m = blob.metadata.clone();
     m.hashes.pop();
-    assert!(matches!(m.verify(&id), Err(BlobError::MalformedMetadata(_))));
+    assert!(matches!(
+        m.verify(&id),
+        Err(BlobError::MalformedMetadata(_))
+    ));
     let mut m = blob.metadata.clone();
     m.n_shards = 3;
     assert_eq!(m.verify(&id), Err(BlobError::InvalidShardCount(3)));
     let mut m = blob.metadata.clone();
     m.unencoded_length = 0;
-    assert!(matches!(m.verify(&id), Err(BlobError::MalformedMetadata(_))));
+    assert!(matches!(
+        m.verify(&id),
+        Err(BlobError::MalformedMetadata(_))
+    ));
     let mut other = id;
     other.0[0] ^= 1;
     assert!(matches!(

@@ -57,7 +57,7 @@ impl Node {
         members.remove(&self.ctx.id);
         let request = Request::GetRecoverySymbols { blob, ty, epoch };
         let calls = members.into_iter().map(|m| self.call_node(m, &request));
-        let mut symbols = Vec::new();
+        let mut symbols = self.own_symbols(blob, ty);
         for response in futures::future::join_all(calls).await {
             if let Ok(Response::Symbols(s)) = response {
                 symbols.extend(s);
@@ -66,6 +66,12 @@ impl Node {
         symbols.sort_by_key(|(s, _)| *s);
         symbols.dedup_by_key(|(s, _)| *s);
         symbols
+    }
+
+    /// This node's own slivers of `ty` for `blob`, from every shard it stores.
+    fn own_symbols(&self, blob: BlobId, ty: SliverType) -> Vec<(ShardIndex, Vec<u8>)> {
+        let shards = self.storage.shards().unwrap_or_default();
+        shards.into_iter().filter_map(|s| self.storage.sliver(s, ty, blob).ok().flatten().map(|v| (s, v))).collect()
     }
 
     /// Blob sync for a newly certified blob: fetch whatever owned shard lacks (spec: blob

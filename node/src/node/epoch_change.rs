@@ -3,6 +3,7 @@
 //! shards and only then completes the event.
 
 use super::{lock, CommitteeView, Node, NodeError, ShardDiff};
+use crate::config::Bug;
 use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter};
 use crate::status::{NodeStatus, ShardStatus};
 use crate::types::{Epoch, ShardIndex};
@@ -184,6 +185,9 @@ impl Node {
             self.attest(job.epoch, AttestationPath::Finisher);
         }
         for shard in &job.to_remove {
+            if !self.config.has(Bug::DroppedShardSyncBlocksAttestation) {
+                self.cancel_shard_sync(*shard);
+            }
             self.drop_shard(*shard)?;
         }
         Ok(())

@@ -239,6 +239,18 @@ impl Node {
         self.chain.epoch_sync_done(self.ctx.id, epoch);
     }
 
+    /// Aborts the sync of a shard whose storage is being dropped and forgets it: a sync of a
+    /// shard the node neither owns nor stores can only fail, and its map entry would block
+    /// every later per-shard attestation.
+    pub(super) fn cancel_shard_sync(&self, shard: ShardIndex) {
+        if let Some(handle) = lock(&self.sync_tasks).remove(&shard) {
+            handle.abort();
+            tracing::info!(node = %self.ctx.id, %shard, "sync of a dropped shard cancelled");
+            let epoch = self.committee_epoch();
+            self.ctx.report(ProbeEvent::SyncFinish { shard, epoch, outcome: SyncOutcome::Cancelled });
+        }
+    }
+
     /// Whether any per-shard task is unfinished or the outer task is running.
     pub(super) async fn has_sync_work(&self) -> bool {
         let tasks_busy = lock(&self.sync_tasks).values().any(|h| !h.is_finished());

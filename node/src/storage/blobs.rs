@@ -1,9 +1,7 @@
 //! Per-blob tables: blob metadata (filled in by metadata recovery) and blob info (what the
 //! chain says about each blob; yields the certified list before an epoch).
 
-use super::tables::{
-    open_value, seal_value, BLOB_INFO, BLOB_INFO_NAME, METADATA, METADATA_NAME,
-};
+use super::tables::{open_value, seal_value, BLOB_INFO, BLOB_INFO_NAME, METADATA, METADATA_NAME};
 use super::{Storage, StorageError, WriteKind};
 use crate::blob::BlobMetadata;
 use crate::types::{BlobId, BlobInfo, Epoch};
@@ -14,11 +12,16 @@ type BlobTable = TableDefinition<'static, &'static [u8; 32], &'static [u8]>;
 
 impl Storage {
     pub fn put_metadata(&self, id: BlobId, metadata: &BlobMetadata) -> Result<(), StorageError> {
-        self.write(WriteKind::Put, |txn| put_blob(txn, METADATA, METADATA_NAME, &id, metadata))
+        self.write(WriteKind::Put, |txn| {
+            put_blob(txn, METADATA, METADATA_NAME, &id, metadata)
+        })
     }
 
     /// Stores many blobs' metadata in one transaction.
-    pub fn put_metadata_batch(&self, entries: &[(BlobId, BlobMetadata)]) -> Result<(), StorageError> {
+    pub fn put_metadata_batch(
+        &self,
+        entries: &[(BlobId, BlobMetadata)],
+    ) -> Result<(), StorageError> {
         self.write(WriteKind::Batch, |txn| {
             for (id, m) in entries {
                 put_blob(txn, METADATA, METADATA_NAME, id, m)?;
@@ -50,7 +53,9 @@ impl Storage {
     }
 
     pub fn put_blob_info(&self, id: BlobId, info: &BlobInfo) -> Result<(), StorageError> {
-        self.write(WriteKind::Put, |txn| put_blob(txn, BLOB_INFO, BLOB_INFO_NAME, &id, info))
+        self.write(WriteKind::Put, |txn| {
+            put_blob(txn, BLOB_INFO, BLOB_INFO_NAME, &id, info)
+        })
     }
 
     /// Stores many blobs' info in one transaction.

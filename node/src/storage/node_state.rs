@@ -14,7 +14,9 @@ impl Storage {
 
     /// Blindly overwrites the node status.
     pub fn set_node_status(&self, status: NodeStatus) -> Result<(), StorageError> {
-        self.write(WriteKind::Put, |txn| put_node(txn, KEY_NODE_STATUS, &status))
+        self.write(WriteKind::Put, |txn| {
+            put_node(txn, KEY_NODE_STATUS, &status)
+        })
     }
 
     /// The next chain event to process; 0 if never set.
@@ -23,7 +25,9 @@ impl Storage {
     }
 
     pub fn set_event_cursor(&self, cursor: u64) -> Result<(), StorageError> {
-        self.write(WriteKind::Put, |txn| put_node(txn, KEY_EVENT_CURSOR, &cursor))
+        self.write(WriteKind::Put, |txn| {
+            put_node(txn, KEY_EVENT_CURSOR, &cursor)
+        })
     }
 
     fn read_node<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -32,7 +36,11 @@ impl Storage {
 
     /// Test hook: stores `payload` under a node key with a valid checksum, bypassing encoding.
     #[cfg(test)]
-    pub(crate) fn put_raw_node_payload(&self, key: &str, payload: &[u8]) -> Result<(), StorageError> {
+    pub(crate) fn put_raw_node_payload(
+        &self,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<(), StorageError> {
         self.write(WriteKind::Put, |txn| {
             let sealed = super::tables::seal(NODE_NAME, key.as_bytes(), payload);
             txn.open_table(NODE)?.insert(key, sealed.as_slice())?;
@@ -60,7 +68,11 @@ pub(crate) fn get_node<T: DeserializeOwned>(
     }
 }
 
-fn put_node<T: Serialize>(txn: &WriteTransaction, key: &str, value: &T) -> Result<(), StorageError> {
+fn put_node<T: Serialize>(
+    txn: &WriteTransaction,
+    key: &str,
+    value: &T,
+) -> Result<(), StorageError> {
     let sealed = seal_value(NODE_NAME, key.as_bytes(), value)?;
     txn.open_table(NODE)?.insert(key, sealed.as_slice())?;
     Ok(())

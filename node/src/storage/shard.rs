@@ -2,8 +2,8 @@
 //! row; creating it writes `None` (S1), dropping it deletes every per-shard row (S8).
 
 use super::tables::{
-    open_value, seal_value, shard_bounds, ShardBlobKey, PENDING, PROGRESS, SHARD_STATUS, SHARD_STATUS_NAME,
-    SLIVERS,
+    open_value, seal_value, shard_bounds, ShardBlobKey, PENDING, PROGRESS, SHARD_STATUS,
+    SHARD_STATUS_NAME, SLIVERS,
 };
 use super::{Storage, StorageError, WriteKind};
 use crate::status::ShardStatus;
@@ -51,8 +51,10 @@ impl Storage {
             txn.open_table(SHARD_STATUS)?.remove(shard.0)?;
             txn.open_table(PROGRESS)?.remove(shard.0)?;
             let (lo, hi) = shard_bounds(shard);
-            txn.open_table(PENDING)?.retain_in::<&ShardBlobKey, _>(&lo..=&hi, |_, _| false)?;
-            txn.open_table(SLIVERS)?.retain_in::<&ShardBlobKey, _>(&lo..=&hi, |_, _| false)?;
+            txn.open_table(PENDING)?
+                .retain_in::<&ShardBlobKey, _>(&lo..=&hi, |_, _| false)?;
+            txn.open_table(SLIVERS)?
+                .retain_in::<&ShardBlobKey, _>(&lo..=&hi, |_, _| false)?;
             Ok(())
         })
     }

@@ -72,7 +72,11 @@ impl Storage {
     }
 
     /// The ids of every stored sliver of type `ty`, ascending.
-    pub fn sliver_ids(&self, shard: ShardIndex, ty: SliverType) -> Result<Vec<BlobId>, StorageError> {
+    pub fn sliver_ids(
+        &self,
+        shard: ShardIndex,
+        ty: SliverType,
+    ) -> Result<Vec<BlobId>, StorageError> {
         let mut out = Vec::new();
         self.scan_slivers(shard, ty, |id| out.push(id))?;
         Ok(out)

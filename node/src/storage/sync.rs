@@ -2,11 +2,11 @@
 //! atomically with the slivers it covers, the pending-recovery set and S4 (finish).
 
 use super::shard::{put_status, require, require_in_write};
+use super::slivers::insert_sliver;
 use super::tables::{
     open, open_value, seal, seal_value, shard_blob_key, shard_bounds, split_shard_blob_key,
     ShardBlobKey, PENDING, PENDING_NAME, PROGRESS, PROGRESS_NAME, SHARD_STATUS, SLIVERS,
 };
-use super::slivers::insert_sliver;
 use super::{Storage, StorageError, WriteKind};
 use crate::status::ShardStatus;
 use crate::types::{BlobId, ShardIndex, SliverType};
@@ -154,6 +154,7 @@ fn put_progress(
     progress: &Progress,
 ) -> Result<(), StorageError> {
     let sealed = seal_value(PROGRESS_NAME, &shard.0.to_be_bytes(), progress)?;
-    txn.open_table(PROGRESS)?.insert(shard.0, sealed.as_slice())?;
+    txn.open_table(PROGRESS)?
+        .insert(shard.0, sealed.as_slice())?;
     Ok(())
 }

