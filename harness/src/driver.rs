@@ -42,6 +42,18 @@ pub struct Driver {
     max_latency: Duration,
     pub violation: Option<Violation>,
     pub steps: u64,
+    /// A host panicked inside `step`; the simulation must not be touched (or dropped) again.
+    pub poisoned: bool,
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "non-string panic".to_string());
+    format!("a node panicked: {text}")
 }
 
 impl Driver {
@@ -74,6 +86,7 @@ impl Driver {
             max_latency,
             violation: None,
             steps: 0,
+            poisoned: false,
         }
     }
 
@@ -88,7 +101,11 @@ impl Driver {
     /// One simulation step plus the oracle; false once a violation was found.
     fn step(&mut self) -> bool {
         self.steps += 1;
-        if let Err(e) = self.cluster.sim.step() {
+        let sim = &mut self.cluster.sim;
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()))
+            .unwrap_or_else(|panic| Err(panic_message(panic).into()));
+        if let Err(e) = stepped {
+            self.poisoned = true;
             let context = {
                 let trace = self.cluster.recorder.lock();
                 trace.context(trace.len().saturating_sub(1), 30)

@@ -70,5 +70,9 @@ pub fn run(spec: &RunSpec) -> RunResult {
     let violation = driver.violation.take();
     let trace = std::mem::take(&mut *driver.cluster.recorder.lock());
     let trace_hash = trace.hash();
+    if driver.poisoned {
+        // A runtime that panicked mid-step may panic again when dropped: leak it instead.
+        std::mem::forget(driver);
+    }
     RunResult { spec: spec.clone(), knobs, schedule, violation, trace, trace_hash, sim_ms, steps }
 }

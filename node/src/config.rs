@@ -25,11 +25,19 @@ pub enum Bug {
     /// shard is still running; the sync then fails terminally, its map entry stays, and the
     /// node never attests through the per-shard path again until it restarts.
     DroppedShardSyncBlocksAttestation,
+    /// Found by exploration: full node recovery (S6) sets a shard `Active` while a per-shard
+    /// sync of it, started by `restart_syncs`, is still pending; its next transfer attempt
+    /// finds `Active` and the node panics on the per-attempt invariant.
+    RecoveryClobbersRunningSync,
+    /// Found by exploration: when a sync of an older epoch is the last to finish, the node
+    /// attests only that stale epoch, never the current one, and the current epoch change can
+    /// stall for want of its shards.
+    StaleEpochAttestation,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 9] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -37,6 +45,8 @@ impl Bug {
         Bug::ProgressTimerNeverReset,
         Bug::CompletionWindow,
         Bug::DroppedShardSyncBlocksAttestation,
+        Bug::RecoveryClobbersRunningSync,
+        Bug::StaleEpochAttestation,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -49,6 +59,8 @@ impl Bug {
             Bug::ProgressTimerNeverReset => "progress-timer-never-reset",
             Bug::CompletionWindow => "completion-window",
             Bug::DroppedShardSyncBlocksAttestation => "dropped-shard-sync-blocks-attestation",
+            Bug::RecoveryClobbersRunningSync => "recovery-clobbers-running-sync",
+            Bug::StaleEpochAttestation => "stale-epoch-attestation",
         }
     }
 }
@@ -61,7 +73,7 @@ impl fmt::Display for Bug {
 
 /// An unknown bug name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation)")]
+#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation)")]
 pub struct UnknownBug(pub String);
 
 impl std::str::FromStr for Bug {

@@ -74,23 +74,30 @@ impl Node {
         shards.into_iter().filter_map(|s| self.storage.sliver(s, ty, blob).ok().flatten().map(|v| (s, v))).collect()
     }
 
-    /// Blob sync for a newly certified blob: fetch whatever owned shard lacks (spec: blob
-    /// syncs never start while catching up).
-    pub(super) async fn start_blob_sync(self: &Arc<Self>, blob: BlobId) -> Result<(), NodeError> {
+    /// Blob sync for a newly certified blob (event `index`): fetch whatever owned shard lacks.
+    /// The event completes when the sync does, so a crash replays it. Returns whether the event
+    /// is complete already (no sync was needed: blob syncs never start while catching up).
+    pub(super) async fn start_blob_sync(self: &Arc<Self>, blob: BlobId, index: u64) -> Result<bool, NodeError> {
         if self.storage.node_status()?.is_none_or(|s| s.is_catching_up()) {
-            return Ok(());
+            return Ok(true);
         }
         let node = self.clone();
         let handle = tokio::spawn(async move {
-            if let Err(e) = node.blob_sync(blob).await {
-                tracing::info!(node = %node.ctx.id, %blob, error = %e, "blob sync ended with an error");
+            match node.blob_sync(blob).await {
+                Ok(()) => {
+                    lock(&node.blob_syncs).remove(&blob);
+                    if let Err(e) = node.mark_event_complete(index).await {
+                        tracing::warn!(node = %node.ctx.id, error = %e, "cannot complete the certified event");
+                    }
+                }
+                Err(e) => tracing::info!(node = %node.ctx.id, %blob, error = %e, "blob sync ended with an error"),
             }
-            lock(&node.blob_syncs).remove(&blob);
         });
-        if let Some(old) = lock(&self.blob_syncs).insert(blob, handle) {
+        if let Some((old_index, old)) = lock(&self.blob_syncs).insert(blob, (index, handle)) {
             old.abort();
+            self.complete_event_now(old_index)?;
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn blob_sync(&self, blob: BlobId) -> Result<(), NodeError> {
@@ -124,18 +131,24 @@ impl Node {
         }
     }
 
-    /// Cancels every in-flight blob sync (entering recovery mode).
-    pub(super) fn cancel_blob_syncs(&self) {
-        for (_, handle) in std::mem::take(&mut *lock(&self.blob_syncs)) {
+    /// Cancels every in-flight blob sync (entering recovery mode); their events complete, node
+    /// recovery takes over.
+    pub(super) fn cancel_blob_syncs(&self) -> Result<(), NodeError> {
+        for (_, (index, handle)) in std::mem::take(&mut *lock(&self.blob_syncs)) {
             handle.abort();
+            self.complete_event_now(index)?;
         }
+        Ok(())
     }
 
-    /// Cancels the blob sync of one blob (it retired).
-    pub(super) fn cancel_blob_sync(&self, blob: BlobId) {
-        if let Some(h) = lock(&self.blob_syncs).remove(&blob) {
-            h.abort();
+    /// Cancels the blob sync of one blob (it retired); its event completes.
+    pub(super) fn cancel_blob_sync(&self, blob: BlobId) -> Result<(), NodeError> {
+        let cancelled = lock(&self.blob_syncs).remove(&blob);
+        if let Some((index, handle)) = cancelled {
+            handle.abort();
+            self.complete_event_now(index)?;
         }
+        Ok(())
     }
 
     /// Status gate helper.

@@ -135,6 +135,16 @@ impl Node {
         self.full_recovery_path(index, e).await
     }
 
+    /// Forgets a shard's pending-recovery set (node recovery fills whatever is missing).
+    fn clear_pending(&self, shard: ShardIndex) -> Result<(), NodeError> {
+        if self.storage.has_shard(shard)? {
+            for entry in self.storage.pending(shard)? {
+                self.storage.remove_pending(shard, entry)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The full-recovery path (6.4).
     async fn full_recovery_path(self: &Arc<Self>, index: u64, e: Epoch) -> Result<bool, NodeError> {
         self.write_node_status(NodeStatusWriter::N7, NodeStatus::RecoveryInProgress(e), None).await?;
@@ -143,6 +153,10 @@ impl Node {
             self.create_shard(*shard)?;
         }
         for shard in &diff.all_owned {
+            if !self.config.has(Bug::RecoveryClobbersRunningSync) {
+                self.cancel_shard_sync(*shard);
+                self.clear_pending(*shard)?;
+            }
             self.write_shard_status(*shard, ShardStatus::Active, ShardStatusWriter::S6).await?;
         }
         self.lock_shards(&diff.to_lock).await?;

@@ -44,6 +44,15 @@ impl Node {
         Ok(())
     }
 
+    /// Marks an event complete from synchronous code (cancelled blob syncs).
+    pub(super) fn complete_event_now(&self, index: u64) -> Result<(), NodeError> {
+        let advanced = lock(&self.events).complete(index);
+        if let Some(cursor) = advanced {
+            self.storage.set_event_cursor(cursor)?;
+        }
+        Ok(())
+    }
+
     /// N2, then processes events forever.
     pub(super) async fn process_events(self: Arc<Self>) -> Result<(), NodeError> {
         let mut next = self.initial_cursor().await?;
@@ -113,7 +122,7 @@ impl Node {
     pub(super) async fn enter_recovery_mode(&self, writer: NodeStatusWriter, event_epoch: Epoch) -> Result<(), NodeError> {
         self.ctx.report(ProbeEvent::RecoveryMode { event_epoch });
         self.write_node_status(writer, NodeStatus::RecoveryCatchUp, None).await?;
-        self.cancel_blob_syncs();
+        self.cancel_blob_syncs()?;
         Ok(())
     }
 
@@ -127,7 +136,7 @@ impl Node {
                     self.storage.put_blob_info(blob, &info)?;
                 }
             }
-            ChainEvent::BlobCertified { blob, epoch } => self.on_certified(blob, epoch).await?,
+            ChainEvent::BlobCertified { blob, epoch } => return self.on_certified(index, blob, epoch).await,
             ChainEvent::BlobDeleted { blob, .. } => self.on_retired(blob, |i| i.deleted = true)?,
             ChainEvent::BlobInvalidated { blob, .. } => self.on_retired(blob, |i| i.invalid = true)?,
             ChainEvent::EpochChangeStart { epoch } => return self.process_epoch_change(index, epoch).await,
@@ -136,19 +145,21 @@ impl Node {
         Ok(true)
     }
 
-    async fn on_certified(self: &Arc<Self>, blob: BlobId, epoch: Epoch) -> Result<(), NodeError> {
+    /// Records the certification and starts a blob sync; returns whether the event is
+    /// complete now (otherwise the blob sync completes it).
+    async fn on_certified(self: &Arc<Self>, index: u64, blob: BlobId, epoch: Epoch) -> Result<bool, NodeError> {
         let Some(mut info) = self.storage.blob_info(blob)? else {
             tracing::warn!(node = %self.ctx.id, %blob, "certified event for an unknown blob");
-            return Ok(());
+            return Ok(true);
         };
         if info.certified_epoch.is_none() {
             info.certified_epoch = Some(epoch);
             self.storage.put_blob_info(blob, &info)?;
         }
-        if !info.is_retired_at(self.committee_epoch()) {
-            self.start_blob_sync(blob).await?;
+        if info.is_retired_at(self.committee_epoch()) {
+            return Ok(true);
         }
-        Ok(())
+        self.start_blob_sync(blob, index).await
     }
 
     fn on_retired(&self, blob: BlobId, mark: impl FnOnce(&mut BlobInfo)) -> Result<(), NodeError> {
@@ -156,8 +167,7 @@ impl Node {
             mark(&mut info);
             self.storage.put_blob_info(blob, &info)?;
         }
-        self.cancel_blob_sync(blob);
-        Ok(())
+        self.cancel_blob_sync(blob)
     }
 }
 

@@ -71,7 +71,8 @@ pub struct Node {
     semaphore: Arc<Semaphore>,
     finisher: Mutex<Option<JoinHandle<()>>>,
     node_recovery: Mutex<Option<JoinHandle<()>>>,
-    blob_syncs: Mutex<BTreeMap<BlobId, JoinHandle<()>>>,
+    /// In-flight blob syncs: blob → (index of the certified event they complete, task).
+    blob_syncs: Mutex<BTreeMap<BlobId, (u64, JoinHandle<()>)>>,
     events: Mutex<EventTracker>,
     next_task: AtomicU64,
 }

@@ -225,6 +225,11 @@ impl Node {
         self.ctx.report(ProbeEvent::SyncFinish { shard, epoch, outcome });
         if outcome == SyncOutcome::Success && remaining == 0 {
             self.attest(epoch, AttestationPath::ShardSync);
+            let current = self.committee_epoch();
+            if current > epoch && !self.config.has(Bug::StaleEpochAttestation) {
+                // Every sync is done, those of the current epoch included: attest it too.
+                self.attest(current, AttestationPath::ShardSync);
+            }
         }
     }
 
@@ -239,13 +244,13 @@ impl Node {
         self.chain.epoch_sync_done(self.ctx.id, epoch);
     }
 
-    /// Aborts the sync of a shard whose storage is being dropped and forgets it: a sync of a
-    /// shard the node neither owns nor stores can only fail, and its map entry would block
-    /// every later per-shard attestation.
+    /// Aborts a shard's sync and forgets it: used when its storage is dropped (a sync of a shard
+    /// the node neither stores nor owns can only fail, and its map entry would block every later
+    /// per-shard attestation) and when full node recovery takes the shard over (S6).
     pub(super) fn cancel_shard_sync(&self, shard: ShardIndex) {
         if let Some(handle) = lock(&self.sync_tasks).remove(&shard) {
             handle.abort();
-            tracing::info!(node = %self.ctx.id, %shard, "sync of a dropped shard cancelled");
+            tracing::info!(node = %self.ctx.id, %shard, "shard sync cancelled");
             let epoch = self.committee_epoch();
             self.ctx.report(ProbeEvent::SyncFinish { shard, epoch, outcome: SyncOutcome::Cancelled });
         }
