@@ -5,6 +5,7 @@
 //!   crate, so a real process honours `FAILPOINTS=...` (set up with `fail::FailScenario`).
 //! - Without the `failpoints` feature every evaluation is an inlined [`Hit::Pass`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::registry::Registry;
@@ -35,6 +36,19 @@ pub struct FailPoints {
     node: Arc<str>,
     #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     registry: Option<Registry>,
+    /// Set while a crash that fired on this node waits for the driver (see [`Self::halted`]).
+    halted: Arc<AtomicBool>,
+}
+
+/// The panic payload a crash point unwinds with (via `resume_unwind`, so no panic hook runs):
+/// the code under test catches it where its tasks are polled and stops them, as a process that
+/// died at that instant would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashUnwind;
+
+/// Stops the current task right here, as a crash at this instant would.
+pub fn unwind_crash() -> ! {
+    std::panic::resume_unwind(Box::new(CrashUnwind))
 }
 
 impl FailPoints {
@@ -43,15 +57,23 @@ impl FailPoints {
         Self {
             node: Arc::from(node.into()),
             registry: None,
+            halted: Arc::default(),
         }
     }
 
     /// A handle evaluating through `registry` (see [`Registry::handle`]).
-    pub(crate) fn attached(registry: Registry, node: &str) -> Self {
+    pub(crate) fn attached(registry: Registry, node: &str, halted: Arc<AtomicBool>) -> Self {
         Self {
             node: Arc::from(node),
             registry: Some(registry),
+            halted,
         }
+    }
+
+    /// True from the moment a `crash` or `restart` fired on this node until the driver took
+    /// the command: the node's process is dead and none of its tasks may progress.
+    pub fn halted(&self) -> bool {
+        self.halted.load(Ordering::Relaxed)
     }
 
     /// The node this handle belongs to.

@@ -32,7 +32,7 @@ mod sim_tests;
 
 pub use action::{parse_action, parse_actions, Action, ActionError, Actions, Task};
 pub use budget::{BudgetViolation, FaultyInterval};
-pub use failpoint::{FailPoints, Hit, Injected};
+pub use failpoint::{unwind_crash, CrashUnwind, FailPoints, Hit, Injected};
 pub use fault::{fmt_secs, parse_secs, Fault, FaultParseError};
 pub use knobs::{FaultKind, KindKnob, Knobs, KnobsError};
 pub use ledger::{Counts, FiredEvent, LedgerEntry};

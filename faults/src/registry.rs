@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -195,9 +196,16 @@ struct State {
     commands: Vec<DriverCommand>,
     paused: BTreeMap<(String, String), usize>,
     observer: Option<SharedObserver>,
+    /// Per node: a crash fired and the driver has not taken it yet. The node's process is
+    /// dead from that instant: its tasks must make no further progress.
+    halted: BTreeMap<String, Arc<AtomicBool>>,
 }
 
 impl State {
+    fn halt_flag(&mut self, node: &str) -> Arc<AtomicBool> {
+        self.halted.entry(node.to_string()).or_default().clone()
+    }
+
     fn rule_for(&mut self, node: &str, point: &str) -> Option<&mut Rule> {
         best_rule(self.rules.get_mut(point)?, node)
     }
@@ -255,6 +263,7 @@ impl Registry {
             commands: Vec::new(),
             paused: BTreeMap::new(),
             observer: None,
+            halted: BTreeMap::new(),
         };
         let (gates, _) = watch::channel(0);
         Self {
@@ -278,7 +287,8 @@ impl Registry {
 
     /// The handle a node's code evaluates fail points through.
     pub fn handle(&self, node: &str) -> FailPoints {
-        FailPoints::attached(self.clone(), node)
+        let halted = self.state().halt_flag(node);
+        FailPoints::attached(self.clone(), node, halted)
     }
 
     /// Sets (or replaces) the rule for `(selector, point)`; its gate starts closed and tasks
@@ -400,7 +410,15 @@ impl Registry {
 
     /// Drains the crash/restart requests queued by fail points, oldest first.
     pub fn take_commands(&self) -> Vec<DriverCommand> {
-        std::mem::take(&mut self.state().commands)
+        let mut state = self.state();
+        let commands = std::mem::take(&mut state.commands);
+        for command in &commands {
+            let node = match command {
+                DriverCommand::Crash { node } | DriverCommand::Restart { node, .. } => node,
+            };
+            state.halt_flag(node).store(false, Ordering::Relaxed);
+        }
+        commands
     }
 
     /// True once `point` was reached at least `n` times on `node` (for step loops).
@@ -509,6 +527,9 @@ impl Registry {
                 after_ms,
             }),
             _ => {}
+        }
+        if matches!(action.task, Task::Crash | Task::Restart(_)) {
+            state.halt_flag(node).store(true, Ordering::Relaxed);
         }
         state.ledger.fire(at, node, point, text.clone());
         let observer = state.observer.clone();

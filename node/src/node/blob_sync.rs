@@ -2,7 +2,7 @@
 //! recovery phase, node recovery and the blob sync a certified event starts; and handling of an
 //! inconsistency proof (the blob is invalidated on chain).
 
-use super::{lock, Node, NodeError};
+use super::{lock, node_spawn, Node, NodeError};
 use crate::blob::{recover_sliver, BlobMetadata, RecoveryError};
 use crate::ctx::ProbeEvent;
 use crate::status::NodeStatus;
@@ -82,7 +82,7 @@ impl Node {
             return Ok(true);
         }
         let node = self.clone();
-        let handle = tokio::spawn(async move {
+        let handle = node_spawn(&self.ctx.fail, async move {
             match node.blob_sync(blob).await {
                 Ok(()) => {
                     lock(&node.blob_syncs).remove(&blob);

@@ -2,7 +2,7 @@
 //! full-recovery path, in-sync shard changes, and the finisher that attests, drops removed
 //! shards and only then completes the event.
 
-use super::{lock, CommitteeView, Node, NodeError, ShardDiff};
+use super::{lock, node_spawn, CommitteeView, Node, NodeError, ShardDiff};
 use crate::config::Bug;
 use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter};
 use crate::status::{NodeStatus, ShardStatus};
@@ -170,7 +170,7 @@ impl Node {
 
     fn start_finisher(self: &Arc<Self>, job: FinisherJob) {
         let node = self.clone();
-        let handle = tokio::spawn(async move { node.finish_epoch_change(job).await });
+        let handle = node_spawn(&self.ctx.fail, async move { node.finish_epoch_change(job).await });
         *lock(&self.finisher) = Some(handle);
     }
 

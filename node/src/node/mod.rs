@@ -7,6 +7,7 @@ mod committee;
 mod epoch_change;
 mod error;
 mod events;
+mod halt;
 mod metadata;
 mod node_recovery;
 mod peers;
@@ -139,9 +140,23 @@ impl Node {
     }
 }
 
+/// Spawns a task of the node that stops when the node is halted (see `halt`).
+fn node_spawn<F>(fail: &shardstorm_faults::FailPoints, future: F) -> JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(halt::Halting::new(fail.clone(), future))
+}
+
 /// Runs a node process until the host is crashed: open storage, `restart_syncs`, restart node
 /// recovery, then serve requests and process events (spec section 7).
 pub async fn run(setup: NodeSetup) -> turmoil::Result {
+    let fail = setup.ctx.fail.clone();
+    halt::Halting::new(fail, run_process(setup)).await
+}
+
+async fn run_process(setup: NodeSetup) -> turmoil::Result {
     let mut storage = match Storage::open(&setup.disk) {
         Ok(s) => s,
         Err(e) => {
@@ -158,8 +173,8 @@ pub async fn run(setup: NodeSetup) -> turmoil::Result {
     }
     let (handle, admin_rx) = admin::channel();
     *lock(&setup.handle_slot) = Some(handle);
-    tokio::spawn(admin::serve(node.clone(), admin_rx));
-    tokio::spawn(server::serve(node.clone()));
+    node_spawn(&node.ctx.fail, admin::serve(node.clone(), admin_rx));
+    node_spawn(&node.ctx.fail, server::serve(node.clone()));
     if setup.process_events {
         if let Err(e) = node.clone().process_events().await {
             node.fatal(e).await;

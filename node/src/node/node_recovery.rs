@@ -1,7 +1,7 @@
 //! Node recovery (spec 6.4, N11): rebuild whatever the node's owned shards lack for every blob
 //! certified before the recovery epoch, then flip `RecoveryInProgress(e)` to `Active` and attest.
 
-use super::{lock, Node, NodeError};
+use super::{lock, node_spawn, Node, NodeError};
 use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent};
 use crate::status::NodeStatus;
 use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
@@ -11,7 +11,7 @@ impl Node {
     /// Aborts a running node recovery and starts one toward `epoch`.
     pub(super) fn restart_node_recovery(self: Arc<Self>, epoch: Epoch) {
         let node = self.clone();
-        let handle = tokio::spawn(async move {
+        let handle = node_spawn(&self.ctx.fail, async move {
             if let Err(e) = node.node_recovery(epoch).await {
                 tracing::warn!(node = %node.ctx.id, epoch, error = %e, "node recovery stopped");
             }

@@ -2,7 +2,7 @@
 //! requests, and answers sync pages (the source side of spec 4.6, checks a to h in order),
 //! metadata, recovery symbols, uploads and reads. Bad input gets a typed error, never a panic.
 
-use super::{Node, NodeError};
+use super::{node_spawn, Node, NodeError};
 use crate::blob::verify_sliver;
 use crate::status::ShardStatus;
 use crate::types::{BlobId, Epoch, NodeId, ShardIndex, SliverType};
@@ -20,8 +20,8 @@ pub(super) async fn serve(node: Arc<Node>) {
         }
     };
     while let Ok((stream, _)) = listener.accept().await {
-        let node = node.clone();
-        tokio::spawn(async move { node.serve_connection(stream).await });
+        let conn = node.clone();
+        node_spawn(&node.ctx.fail, async move { conn.serve_connection(stream).await });
     }
 }
 

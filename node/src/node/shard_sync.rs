@@ -4,7 +4,7 @@
 //! switch to direct recovery.
 
 use super::error::{classify, SyncDecision};
-use super::{lock, Node, NodeError};
+use super::{lock, node_spawn, Node, NodeError};
 use crate::config::Bug;
 use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter, SyncOutcome, TaskId};
 use crate::status::{NodeStatus, ShardStatus};
@@ -27,7 +27,7 @@ impl Node {
         let task = self.next_task_id();
         self.ctx.report(ProbeEvent::OuterTaskStart { task, shards: shards.clone() });
         let node = self.clone();
-        let handle = tokio::spawn(async move { node.sync_shards_task(task, shards, recover_metadata).await });
+        let handle = node_spawn(&self.ctx.fail, async move { node.sync_shards_task(task, shards, recover_metadata).await });
         slot.current = Some((task, handle));
     }
 
@@ -127,7 +127,7 @@ impl Node {
     fn spawn_shard_sync(self: &Arc<Self>, shard: ShardIndex) {
         let epoch = self.committee_epoch();
         let node = self.clone();
-        let handle = tokio::spawn(async move { node.shard_sync_loop(shard, epoch).await });
+        let handle = node_spawn(&self.ctx.fail, async move { node.shard_sync_loop(shard, epoch).await });
         lock(&self.sync_tasks).insert(shard, handle);
     }
 

@@ -144,6 +144,9 @@ impl Storage {
         };
         match fp.eval_sync(point) {
             Hit::Pass => Ok(()),
+            // Inside a simulation the process dies right here: the node's task wrapper catches
+            // the unwind and stops the node. Elsewhere (unit tests) it is an error.
+            Hit::Crash if turmoil::in_simulation() => shardstorm_faults::unwind_crash(),
             Hit::Crash => Err(StorageError::Crashed),
             Hit::Return(None) => Err(StorageError::Io("injected".into())),
             Hit::Return(Some(msg)) => Err(StorageError::Io(format!("injected: {msg}"))),
