@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardstorm_node::blob::{decode, encode, encode_inconsistent, EncodedBlob, EncodingConfig};
 use shardstorm_node::wire::{self, CallTimeouts, Envelope, Request, Response, NODE_PORT};
+use shardstorm_node::chain::ChainError;
 use shardstorm_node::{BlobId, Chain, NodeId, ShardIndex, SliverType};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -127,10 +128,21 @@ async fn write_blob(
     chain.register_blob(id, lifetime).ok()?;
     log.insert(id, WrittenBlob { data, truth, certified: false });
     recorder.record(None, TraceKind::Chain(format!("register {id} lifetime={lifetime} consistent={}", !inconsistent)));
-    let stored = upload(chain, &encoded).await;
-    if 3 * stored > 2 * encoding.n_shards() as usize && chain.certify_blob(id).is_ok() {
-        log.set_certified(id);
-        recorder.record(None, TraceKind::Chain(format!("certify {id} shards={stored}")));
+    for _ in 0..3 {
+        let epoch = chain.epoch();
+        let stored = upload(chain, &encoded).await;
+        if 3 * stored <= 2 * encoding.n_shards() as usize {
+            break;
+        }
+        match chain.certify_blob_from(id, epoch) {
+            Ok(()) => {
+                log.set_certified(id);
+                recorder.record(None, TraceKind::Chain(format!("certify {id} shards={stored}")));
+                break;
+            }
+            Err(ChainError::StaleCertificate { .. }) => continue,
+            Err(_) => break,
+        }
     }
     Some(id)
 }

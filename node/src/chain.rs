@@ -94,6 +94,8 @@ pub enum ChainError {
     EpochChangeInProgress(Epoch),
     #[error("committee must assign every shard 0..{expected}, got {got} shards")]
     BadCommittee { expected: usize, got: usize },
+    #[error("certificate for {blob} was collected in epoch {certificate}, the chain is at {current}")]
+    StaleCertificate { blob: BlobId, certificate: Epoch, current: Epoch },
     #[error("node {0} is not registered")]
     UnknownNode(NodeId),
 }
@@ -242,6 +244,16 @@ impl Chain {
         Ok(())
     }
 
+    /// Certifies with a certificate collected in `epoch`: signatures of a committee that is no
+    /// longer current do not count, so a stale certificate is rejected.
+    pub fn certify_blob_from(&self, blob: BlobId, epoch: Epoch) -> Result<(), ChainError> {
+        if epoch != self.epoch() {
+            return Err(ChainError::StaleCertificate { blob, certificate: epoch, current: self.epoch() });
+        }
+        self.certify_blob(blob)
+    }
+
+    /// Certifies a blob in the current epoch (an operator or fixture shortcut).
     pub fn certify_blob(&self, blob: BlobId) -> Result<(), ChainError> {
         let mut s = self.lock();
         let epoch = s.epoch;
@@ -368,6 +380,7 @@ mod tests {
         assert!(matches!(events[1], ChainEvent::BlobCertified { epoch: 1, .. }));
         assert!(!chain.blob(b).unwrap().is_certified_at(1));
         assert_eq!(chain.certify_blob(BlobId([1; 32])), Err(ChainError::UnknownBlob(BlobId([1; 32]))));
+        assert!(matches!(chain.certify_blob_from(b, 0), Err(ChainError::StaleCertificate { .. })));
     }
 
     #[test]

@@ -79,9 +79,10 @@ pub fn verify_sliver(
 
 /// Rebuilds `target`'s sliver of type `ty` from other shards' slivers of the same type.
 ///
-/// Slivers that do not verify against `metadata` are ignored; at least `k(ty)` verified ones are
-/// needed. The rebuilt code word is checked against every hash of the metadata: any mismatch
-/// means the blob was encoded inconsistently and yields [`RecoveryError::Inconsistent`].
+/// Slivers that do not verify against `metadata` are ignored; `k(ty)` verified ones are needed
+/// (the first `k` that verify, in input order, one per shard). The code word they determine is
+/// checked against every hash of the metadata: any mismatch means the blob was encoded
+/// inconsistently and yields [`RecoveryError::Inconsistent`].
 pub fn recover_sliver(
     cfg: &EncodingConfig,
     metadata: &BlobMetadata,
@@ -91,8 +92,8 @@ pub fn recover_sliver(
 ) -> Result<Vec<u8>, RecoveryError> {
     check_config(cfg, metadata)?;
     check_shard(cfg.n_shards(), target)?;
-    let verified = verified_symbols(metadata, ty, symbols);
     let need = usize::from(cfg.k(ty));
+    let verified = verified_symbols(metadata, ty, symbols, need);
     if verified.len() < need {
         return Err(RecoveryError::NotEnoughSymbols {
             have: verified.len(),
@@ -100,7 +101,7 @@ pub fn recover_sliver(
         });
     }
     let mut word = rebuild_code_word(cfg, ty, &verified)?;
-    if first_mismatch(metadata, ty, &word).is_some() {
+    if first_mismatch(metadata, ty, &word, &verified).is_some() {
         return Err(RecoveryError::Inconsistent(InconsistencyProof {
             blob_id: metadata.blob_id(),
             shard: target,
@@ -119,8 +120,8 @@ pub fn decode(
 ) -> Result<Vec<u8>, BlobError> {
     let ty = SliverType::Primary;
     check_config(cfg, metadata)?;
-    let verified = verified_symbols(metadata, ty, symbols);
     let k = usize::from(cfg.k(ty));
+    let verified = verified_symbols(metadata, ty, symbols, k);
     if verified.len() < k {
         return Err(BlobError::NotEnoughSymbols {
             have: verified.len(),
@@ -128,7 +129,7 @@ pub fn decode(
         });
     }
     let word = rebuild_code_word(cfg, ty, &verified)?;
-    if let Some(shard) = first_mismatch(metadata, ty, &word) {
+    if let Some(shard) = first_mismatch(metadata, ty, &word, &verified) {
         return Err(BlobError::Inconsistent(InconsistencyProof {
             blob_id: metadata.blob_id(),
             shard,
@@ -216,28 +217,34 @@ fn assemble(
     }
 }
 
-/// The symbols that verify against the metadata, one per shard, keyed by shard index.
+/// Up to `want` symbols that verify against the metadata (in input order, one per shard), keyed
+/// by shard index. Stops verifying once `want` are found.
 fn verified_symbols<'a>(
     metadata: &BlobMetadata,
     ty: SliverType,
     symbols: &'a [(ShardIndex, Vec<u8>)],
+    want: usize,
 ) -> BTreeMap<u16, &'a [u8]> {
-    symbols
-        .iter()
-        .filter(|(shard, sliver)| verify_sliver(metadata, *shard, ty, sliver).is_ok())
-        .map(|(shard, sliver)| (shard.0, sliver.as_slice()))
-        .collect()
+    let mut out = BTreeMap::new();
+    for (shard, sliver) in symbols {
+        if out.len() == want {
+            break;
+        }
+        if !out.contains_key(&shard.0) && verify_sliver(metadata, *shard, ty, sliver).is_ok() {
+            out.insert(shard.0, sliver.as_slice());
+        }
+    }
+    out
 }
 
-/// The full code word determined by the first `k` verified symbols (lowest shard indices).
+/// The full code word determined by `k` verified symbols.
 fn rebuild_code_word(
     cfg: &EncodingConfig,
     ty: SliverType,
     verified: &BTreeMap<u16, &[u8]>,
 ) -> Result<Vec<Vec<u8>>, BlobError> {
-    let k = usize::from(cfg.k(ty));
     let mut shards: Vec<Option<Vec<u8>>> = vec![None; usize::from(cfg.n_shards())];
-    for (&index, sliver) in verified.iter().take(k) {
+    for (&index, sliver) in verified {
         shards[usize::from(index)] = Some(sliver.to_vec());
     }
     cfg.coder(ty)
@@ -249,10 +256,18 @@ fn rebuild_code_word(
         .collect()
 }
 
-/// The first shard whose rebuilt symbol does not match its metadata hash.
-fn first_mismatch(metadata: &BlobMetadata, ty: SliverType, word: &[Vec<u8>]) -> Option<ShardIndex> {
+/// The first rebuilt (not given) shard whose symbol does not match its metadata hash. The
+/// given ones were verified already.
+fn first_mismatch(
+    metadata: &BlobMetadata,
+    ty: SliverType,
+    word: &[Vec<u8>],
+    given: &BTreeMap<u16, &[u8]>,
+) -> Option<ShardIndex> {
     word.iter()
         .zip(&metadata.hashes)
-        .position(|(sliver, hashes)| hash_sliver(sliver) != *hashes.get(ty))
-        .map(|i| ShardIndex(i as u16))
+        .enumerate()
+        .filter(|(i, _)| !given.contains_key(&(*i as u16)))
+        .find(|(_, (sliver, hashes))| hash_sliver(sliver) != *hashes.get(ty))
+        .map(|(i, _)| ShardIndex(i as u16))
 }

@@ -3,7 +3,7 @@
 //! inconsistency proof (the blob is invalidated on chain).
 
 use super::{lock, node_spawn, Node, NodeError};
-use crate::blob::{recover_sliver, BlobMetadata, RecoveryError};
+use crate::blob::{decode, encode, recover_sliver, verify_sliver, BlobMetadata, InconsistencyProof, RecoveryError};
 use crate::ctx::ProbeEvent;
 use crate::status::NodeStatus;
 use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
@@ -29,7 +29,11 @@ impl Node {
     pub(super) async fn recover_and_store(&self, blob: BlobId, shard: ShardIndex, ty: SliverType, epoch: Epoch) -> Result<(), NodeError> {
         let metadata = self.metadata_for(blob).await?;
         let symbols = self.collect_symbols(blob, ty, epoch).await;
-        match recover_sliver(&self.encoding, &metadata, shard, ty, &symbols) {
+        let mut rebuilt = recover_sliver(&self.encoding, &metadata, shard, ty, &symbols);
+        if matches!(rebuilt, Err(RecoveryError::NotEnoughSymbols { .. })) && ty == SliverType::Secondary {
+            rebuilt = self.rebuild_from_primaries(blob, &metadata, shard, epoch).await;
+        }
+        match rebuilt {
             Ok(sliver) => {
                 if self.is_retired(blob)? {
                     return Err(NodeError::Retired);
@@ -47,6 +51,25 @@ impl Node {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The other dimension: decode the blob from primary symbols and re-encode this shard's
+    /// secondary sliver, checked against the metadata (a mismatch proves the blob inconsistent).
+    async fn rebuild_from_primaries(
+        &self,
+        blob: BlobId,
+        metadata: &BlobMetadata,
+        shard: ShardIndex,
+        epoch: Epoch,
+    ) -> Result<Vec<u8>, RecoveryError> {
+        let primaries = self.collect_symbols(blob, SliverType::Primary, epoch).await;
+        let data = decode(&self.encoding, metadata, &primaries)?;
+        let encoded = encode(&self.encoding, &data)?;
+        let sliver = encoded.secondary.get(usize::from(shard.0)).cloned().unwrap_or_default();
+        if verify_sliver(metadata, shard, SliverType::Secondary, &sliver).is_err() {
+            return Err(RecoveryError::Inconsistent(InconsistencyProof { blob_id: blob, shard, ty: SliverType::Secondary }));
+        }
+        Ok(sliver)
     }
 
     /// Recovery symbols from every other member of the committee of `epoch` (and the

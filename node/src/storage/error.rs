@@ -4,10 +4,12 @@
 /// panic inside redb becomes `Corrupted`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
-    /// The disk failed (EIO, a closed database, an injected `return` fail point).
+    /// The disk failed (EIO, a detected corrupted read, an injected `return` fail point). A
+    /// write that failed this way was applied entirely or not at all.
     #[error("storage I/O error: {0}")]
     Io(String),
-    /// The database or a value failed an integrity check, or redb panicked on a bad page.
+    /// A value failed its checksum, the database failed an integrity check, or redb panicked on
+    /// a bad page.
     #[error("storage corrupted: {0}")]
     Corrupted(String),
     /// The shard has no storage on this node.
@@ -16,8 +18,9 @@ pub enum StorageError {
     /// A value's bytes (with a valid checksum) do not decode.
     #[error("cannot decode stored value: {0}")]
     Codec(String),
-    /// A `crash` fail point fired around a write; the node is going down.
-    #[error("crash injected at a storage fail point")]
+    /// A `crash` fail point fired around a write (the node is going down), or the simulated
+    /// disk crashed under this handle.
+    #[error("crashed (storage crash point or simulated disk crash)")]
     Crashed,
 }
 
@@ -58,5 +61,6 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );

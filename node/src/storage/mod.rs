@@ -4,6 +4,11 @@
 //! caught and reported as `Corrupted`, the handle reopened after an I/O or corruption error) and
 //! the storage crash points (`db.*` fail points). The operations live in submodules by concept:
 //! node state, shards and their sync state, slivers, blob metadata and blob info.
+//!
+//! Outcomes: `Ok` from a write means committed and durable. `Io` from a write means the outcome
+//! is unknown (a commit whose final sync failed may still be visible, and becomes durable with
+//! the next successful commit); it is never partially applied. After a `SimDisk::crash` this
+//! handle only returns `Crashed`: open a new `Storage` (the next incarnation).
 
 mod blobs;
 mod disk;
@@ -21,7 +26,9 @@ pub use disk::{Disk, DiskStats, SimDisk, DB_FILE_NAME, SECTOR_SIZE};
 pub use error::StorageError;
 pub use sync::Progress;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, TableHandle, WriteTransaction};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, TableHandle, WriteTransaction,
+};
 use shardstorm_faults::{FailPoints, Hit};
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -127,7 +134,8 @@ impl Storage {
     ) -> Result<T, StorageError> {
         self.fail_point(kind.before())?;
         let out = self.with_db(|db| {
-            let txn = db.begin_write()?;
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
             let out = f(&txn)?;
             txn.commit()?;
             Ok(out)
