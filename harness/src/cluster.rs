@@ -150,8 +150,10 @@ impl Cluster {
         if !host.up {
             return;
         }
-        self.sim.crash(node.host());
+        // The disk first: the dying process's storage is fenced off, so it cannot flush a clean
+        // shutdown, and the next open runs redb's crash recovery.
         host.disk.crash();
+        self.sim.crash(node.host());
         host.up = false;
         *host.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.recorder.record_at(self.now_ms(), Some(node), TraceKind::Harness("crashed".into()));

@@ -269,11 +269,25 @@ impl Driver {
             host.switches.byzantine_source.store(false, std::sync::atomic::Ordering::Relaxed);
         }
         let pending: BTreeSet<NodeId> = std::mem::take(&mut self.restarts).into_keys().collect();
-        let down: Vec<NodeId> =
-            self.cluster.nodes.iter().filter(|(n, h)| !h.up || pending.contains(n)).map(|(n, _)| *n).collect();
-        for node in down {
-            self.cluster.restart(node);
+        let nodes: Vec<NodeId> = self.cluster.nodes.keys().copied().collect();
+        for node in nodes {
+            if let Some(reason) = self.restart_reason(node, &pending) {
+                self.cluster.recorder.record_at(self.now_ms(), Some(node), TraceKind::Harness(format!("heal restart: {reason}")));
+                self.cluster.restart(node);
+            }
         }
+    }
+
+    /// Why healing restarts a node: it is down, its supervisor restart is pending, or it is in
+    /// a state the spec says only a restart resolves.
+    fn restart_reason(&self, node: NodeId, pending: &BTreeSet<NodeId>) -> Option<&'static str> {
+        if !self.cluster.nodes[&node].up {
+            return Some("down");
+        }
+        if pending.contains(&node) {
+            return Some("fatal error");
+        }
+        self.oracle.nodes.get(&node).and_then(|m| m.needs_restart())
     }
 
     /// The liveness phase; returns the audit's violations (empty when converged).

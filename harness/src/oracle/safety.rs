@@ -18,6 +18,19 @@ pub struct NodeModel {
     pub sync_failed: BTreeSet<ShardIndex>,
     /// Last committed progress per (shard, type); persisted, so it survives restarts.
     progress: BTreeMap<(ShardIndex, SliverType), BlobId>,
+    /// The last metadata recovery of this process failed (the spec leaves the node in
+    /// `RecoverMetadata` until a restart or a new `start_sync_shards`).
+    pub metadata_failed: bool,
+}
+
+impl NodeModel {
+    /// Why this node is stuck in a state the spec says only a restart resolves, if it is.
+    pub fn needs_restart(&self) -> Option<&'static str> {
+        if self.metadata_failed && self.status == Some(NodeStatus::RecoverMetadata) {
+            return Some("metadata recovery failed");
+        }
+        (!self.sync_failed.is_empty()).then_some("a shard sync failed terminally")
+    }
 }
 
 /// The incremental safety checker.
@@ -83,6 +96,7 @@ impl SafetyOracle {
         let model = self.nodes.entry(node).or_default();
         match event {
             ProbeEvent::Started => {
+                model.metadata_failed = false;
                 model.metadata_done.clear();
                 model.sync_running.clear();
                 model.sync_failed.clear();
@@ -93,8 +107,11 @@ impl SafetyOracle {
                 model.status = Some(*to);
                 result
             }
-            ProbeEvent::MetadataRecoveryFinish { task, ok: true, .. } => {
-                model.metadata_done.insert(*task);
+            ProbeEvent::MetadataRecoveryFinish { task, ok, .. } => {
+                model.metadata_failed = !ok;
+                if *ok {
+                    model.metadata_done.insert(*task);
+                }
                 None
             }
             ProbeEvent::ShardStatus { shard, from, to, writer, epoch } => {

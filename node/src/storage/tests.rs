@@ -1016,6 +1016,72 @@ fn fail_points_that_do_not_fire_change_nothing() {
     assert_eq!(snapshot(&s).unwrap(), model);
 }
 
+/// A storage whose `db.*` points evaluate through a registry (outside a simulation, so a
+/// `crash` comes back as `StorageError::Crashed`).
+fn storage_with_registry() -> (Storage, shardstorm_faults::Registry) {
+    let registry = shardstorm_faults::Registry::new(1);
+    let mut s = Storage::open(&Disk::Sim(SimDisk::new(1))).unwrap();
+    s.set_fail_points(registry.handle("n0"));
+    s.create_shard(sh(0)).unwrap();
+    (s, registry)
+}
+
+fn arm(registry: &shardstorm_faults::Registry, point: &str, action: &str) {
+    registry.clear_all();
+    registry
+        .configure(shardstorm_faults::Selector::parse("n0"), point, action)
+        .unwrap();
+}
+
+#[test]
+fn crash_points_before_a_write_prevent_it_and_after_keep_it() {
+    let (s, registry) = storage_with_registry();
+    let batch = |s: &Storage| {
+        s.commit_sync_batch(sh(0), P, &[(id(1), vec![1])], &[id(2)], Some((id(1), P)))
+    };
+    arm(&registry, "db.write_batch.before", "crash");
+    assert_eq!(batch(&s), Err(StorageError::Crashed));
+    assert_eq!(s.progress(sh(0)).unwrap(), None);
+    assert!(s.pending(sh(0)).unwrap().is_empty());
+    arm(&registry, "db.write_batch.before", "return(disk full)");
+    assert_eq!(
+        batch(&s),
+        Err(StorageError::Io("injected: disk full".into()))
+    );
+    assert_eq!(s.progress(sh(0)).unwrap(), None);
+    arm(&registry, "db.write_batch.after", "crash");
+    assert_eq!(batch(&s), Err(StorageError::Crashed));
+    assert_eq!(s.progress(sh(0)).unwrap(), Some((id(1), P)));
+    assert_eq!(s.pending(sh(0)).unwrap(), vec![(P, id(2))]);
+
+    arm(&registry, "db.put.before", "crash");
+    assert_eq!(s.set_event_cursor(9), Err(StorageError::Crashed));
+    assert_eq!(s.event_cursor().unwrap(), 0);
+    arm(&registry, "db.put.after", "crash");
+    assert_eq!(
+        s.set_shard_status(sh(0), ShardStatus::Active),
+        Err(StorageError::Crashed)
+    );
+    assert_eq!(s.shard_status(sh(0)).unwrap(), Some(ShardStatus::Active));
+
+    arm(&registry, "db.delete.before", "crash");
+    assert_eq!(s.drop_shard(sh(0)), Err(StorageError::Crashed));
+    assert!(s.has_shard(sh(0)).unwrap());
+    arm(&registry, "db.delete.after", "crash");
+    assert_eq!(
+        s.remove_pending(sh(0), (P, id(2))),
+        Err(StorageError::Crashed)
+    );
+    assert!(s.pending(sh(0)).unwrap().is_empty());
+
+    arm(&registry, "db.create_shard.before", "crash");
+    assert_eq!(s.create_shard(sh(5)), Err(StorageError::Crashed));
+    assert!(!s.has_shard(sh(5)).unwrap());
+    registry.clear_all();
+    assert!(s.create_shard(sh(5)).unwrap());
+    assert!(registry.reached("n0", "db.create_shard.before") >= 2);
+}
+
 #[test]
 fn write_kinds_name_the_catalogue_points() {
     assert_eq!(WriteKind::Batch.before(), "db.write_batch.before");
