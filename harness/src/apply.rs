@@ -26,8 +26,14 @@ pub fn node_id(name: &str) -> Option<NodeId> {
     name.strip_prefix('n')?.parse().ok().map(NodeId)
 }
 
-/// Applies a fault; returns what must be undone and when (relative to now).
-pub fn apply(cluster: &mut Cluster, control: &Control, fault: &Fault, max_latency: Duration) -> Vec<(Duration, Undo)> {
+/// Applies a fault; returns what must be undone and when (relative to now). Status changes are
+/// not applied here but pushed to `deferred` (see `status_change`).
+pub fn apply(
+    cluster: &mut Cluster,
+    fault: &Fault,
+    max_latency: Duration,
+    deferred: &mut Vec<(NodeId, NodeStatus)>,
+) -> Vec<(Duration, Undo)> {
     cluster.recorder.record_at(cluster.now_ms(), None, TraceKind::Fault(fault_text(fault)));
     if cluster.registry.apply(fault).unwrap_or(false) {
         return Vec::new();
@@ -78,7 +84,7 @@ pub fn apply(cluster: &mut Cluster, control: &Control, fault: &Fault, max_latenc
                 return vec![(*duration, Undo::Byzantine(id))];
             }
         }
-        Fault::StatusChange { node: n, status } => status_change(cluster, control, node(n), status),
+        Fault::StatusChange { node: n, status } => status_change(cluster, node(n), status, deferred),
         Fault::FailPoint { .. } | Fault::ClearFailPoint { .. } | Fault::OpenGate { .. } => {}
     }
     Vec::new()
@@ -101,20 +107,26 @@ fn partition(cluster: &mut Cluster, a: &[String], b: &[String], oneway: bool, du
     undo
 }
 
-/// A direct status write, applied only where the protocol could produce it: `RecoveryCatchUp`
-/// (lag detection, N3) on a node that is not catching up, `Standby` (N9) on a non-member.
-fn status_change(cluster: &mut Cluster, control: &Control, node: Option<NodeId>, status: &str) {
+/// A direct status write, modelled on lag detection: `RecoveryCatchUp` is written right before
+/// the next epoch change starts (as N3/N4 would find the node lagging), so the catch-up path has
+/// an `EpochChangeStart` ahead of it. Any other status is not one the protocol writes from
+/// outside, and is skipped.
+fn status_change(cluster: &Cluster, node: Option<NodeId>, status: &str, deferred: &mut Vec<(NodeId, NodeStatus)>) {
     let (Some(node), Ok(status)) = (node, status.parse::<NodeStatus>()) else { return };
-    let member = cluster.chain.committee(cluster.chain.epoch()).is_some_and(|c| c.contains(node));
-    let plausible = match status {
-        NodeStatus::RecoveryCatchUp => true,
-        NodeStatus::Standby => !member,
-        _ => false,
-    };
-    if plausible && cluster.nodes.get(&node).is_some_and(|h| h.up) {
-        control.send(ControlCommand::SetStatus { node, status });
+    if status == NodeStatus::RecoveryCatchUp {
+        deferred.push((node, status));
     } else {
-        cluster.recorder.record_at(cluster.now_ms(), Some(node), TraceKind::Harness(format!("status {status} skipped (implausible)")));
+        let text = format!("status {status} skipped (not written from outside by the protocol)");
+        cluster.recorder.record_at(cluster.now_ms(), Some(node), TraceKind::Harness(text));
+    }
+}
+
+/// Sends deferred status writes to the nodes that are up.
+pub fn send_status_changes(cluster: &Cluster, control: &Control, deferred: Vec<(NodeId, NodeStatus)>) {
+    for (node, status) in deferred {
+        if cluster.nodes.get(&node).is_some_and(|h| h.up) {
+            control.send(ControlCommand::SetStatus { node, status });
+        }
     }
 }
 

@@ -21,6 +21,8 @@ use std::time::Duration;
 pub const LIVENESS_DEADLINE: Duration = Duration::from_secs(120);
 /// How long after a fatal error the supervisor restarts a node.
 const SUPERVISOR_DELAY_MS: u64 = 1000;
+/// How long before an epoch change the deferred status writes are sent.
+const STATUS_LEAD_MS: u64 = 200;
 
 /// State of one run's driver.
 pub struct Driver {
@@ -35,6 +37,8 @@ pub struct Driver {
     undos: BTreeMap<(u64, u64), Undo>,
     undo_seq: u64,
     restarts: BTreeMap<NodeId, u64>,
+    /// Status writes waiting for the next epoch change.
+    deferred_status: Vec<(NodeId, NodeStatus)>,
     churn: ChaCha8Rng,
     epochs_planned: u32,
     epochs_started: u32,
@@ -80,6 +84,7 @@ impl Driver {
             undos: BTreeMap::new(),
             undo_seq: 0,
             restarts: BTreeMap::new(),
+            deferred_status: Vec::new(),
             churn: ChaCha8Rng::seed_from_u64(seed ^ 0x6368_7572_6e),
             epochs_planned: epochs,
             epochs_started: 0,
@@ -167,7 +172,7 @@ impl Driver {
 
     fn apply_fault(&mut self, fault: &shardstorm_faults::Fault) {
         let now = self.now_ms();
-        for (after, undo) in apply::apply(&mut self.cluster, &self.control, fault, self.max_latency) {
+        for (after, undo) in apply::apply(&mut self.cluster, fault, self.max_latency, &mut self.deferred_status) {
             self.undo_seq += 1;
             self.undos.insert((now + after.as_millis() as u64, self.undo_seq), undo);
         }
@@ -243,7 +248,18 @@ impl Driver {
                 return true;
             }
             self.between_steps();
-            if self.epochs_started < self.epochs_planned && now >= self.next_epoch_ms && self.maybe_change_epoch(true) {
+            let chain = &self.cluster.chain;
+            let epoch_due = self.epochs_started < self.epochs_planned
+                && now >= self.next_epoch_ms
+                && chain.is_epoch_change_done(chain.epoch());
+            if epoch_due && !self.deferred_status.is_empty() {
+                // Let the status writes land first; the epoch change follows shortly after.
+                let mut writes = std::mem::take(&mut self.deferred_status);
+                writes.sort_by_key(|(n, _)| *n);
+                writes.dedup_by_key(|(n, _)| *n);
+                apply::send_status_changes(&self.cluster, &self.control, writes);
+                self.next_epoch_ms = now + STATUS_LEAD_MS;
+            } else if epoch_due && self.maybe_change_epoch(true) {
                 self.epochs_started += 1;
                 self.next_epoch_ms = now + self.knobs.epoch_ms;
             }
@@ -256,6 +272,7 @@ impl Driver {
     /// Heals every fault and restarts every down node.
     fn heal(&mut self) {
         self.log("heal".into());
+        self.deferred_status.clear();
         for (selector, point, _) in self.cluster.registry.rules() {
             self.cluster.registry.open_gate(selector, &point);
         }

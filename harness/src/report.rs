@@ -1,1 +1,1190 @@
-//! (being written)
+//! The HTML report of one run: a self-contained page (no external assets, no scripts) with the
+//! run's seed, bugs, knobs and schedule, the violated invariant with the trace lines before it,
+//! and a timeline drawn as inline SVG: one lane per node with its node status over simulated
+//! time, thin sub-lanes for the statuses of every shard it stored, fault markers and spans,
+//! crashes and restarts, and epoch boundaries. The output depends only on the run, so the same
+//! run renders to the same bytes.
+
+use crate::oracle::Violation;
+use crate::run::RunResult;
+use crate::trace::{TraceEvent, TraceKind};
+use shardstorm_faults::{fmt_secs, Fault, FaultKind, Knobs, Selector};
+use shardstorm_node::{NodeId, NodeStatus, ProbeEvent, ShardIndex, ShardStatus};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::time::Duration;
+
+/// Most condensed-trace lines the page embeds.
+const MAX_TRACE_LINES: usize = 20_000;
+
+/// Renders the report page of one run.
+pub fn render(result: &RunResult) -> String {
+    let mut page = String::with_capacity(64 * 1024);
+    page.push_str(&head(result));
+    page.push_str(&summary_section(result));
+    page.push_str(&verdict_section(result.violation.as_ref()));
+    page.push_str(&timeline_section(result));
+    page.push_str(&context_section(result.violation.as_ref()));
+    page.push_str(&knobs_section(&result.knobs));
+    page.push_str(&schedule_section(result));
+    page.push_str(&trace_section(result));
+    page.push_str("</body>\n</html>\n");
+    page
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page sections
+
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:18px 24px;color:#1d1d1f;background:#fff}
+h1{font-size:20px;margin:0 0 6px}
+h2{font-size:15px;margin:22px 0 6px;border-bottom:1px solid #ddd;padding-bottom:3px}
+table{border-collapse:collapse;font-size:12px}
+td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}
+th{background:#f4f4f6}
+pre{background:#f7f7f9;border:1px solid #e3e3e8;padding:8px;font-size:12px;overflow-x:auto;margin:4px 0}
+.facts td:first-child{color:#555}
+.verdict{padding:8px 12px;border-radius:4px;font-size:14px;margin:8px 0}
+.fail{background:#fdecea;border:1px solid #e0a8a3}
+.pass{background:#e8f5ec;border:1px solid #9fd3b0}
+.legend{font-size:12px;display:flex;flex-wrap:wrap;gap:4px 14px;margin:6px 0;align-items:center}
+.legend b{font-weight:600;margin-right:2px}
+.sw{display:inline-block;width:14px;height:10px;margin-right:4px;vertical-align:-1px;border:1px solid #0002}
+.off{color:#999}
+svg text{font-family:system-ui,sans-serif}
+";
+
+fn head(result: &RunResult) -> String {
+    let mut css = String::from(STYLE);
+    for (class, colour, _) in NODE_STATUS_STYLES.iter().chain(SHARD_STATUS_STYLES) {
+        let _ = writeln!(css, ".{class}{{fill:{colour};background:{colour}}}");
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>shardstorm run, seed {}</title>\n<style>\n{css}</style>\n</head>\n<body>\n",
+        result.spec.seed
+    )
+}
+
+fn summary_section(result: &RunResult) -> String {
+    let spec = &result.spec;
+    let bugs: Vec<&str> = spec.bugs.iter().map(|b| b.name()).collect();
+    let bugs = if bugs.is_empty() {
+        "none".to_string()
+    } else {
+        bugs.join(", ")
+    };
+    let facts = [
+        ("seed", spec.seed.to_string()),
+        ("bugs", bugs),
+        (
+            "cluster",
+            format!("{} nodes, {} shards", spec.nodes, spec.shards),
+        ),
+        (
+            "workload",
+            format!(
+                "{} epochs, {} blobs, tick {} ms",
+                spec.epochs, spec.blobs, spec.tick_ms
+            ),
+        ),
+        (
+            "simulated",
+            format!(
+                "{} ({} steps)",
+                fmt_secs(Duration::from_millis(result.sim_ms)),
+                result.steps
+            ),
+        ),
+        (
+            "trace",
+            format!("{} events, hash {}", result.trace.len(), result.trace_hash),
+        ),
+    ];
+    let mut out = format!(
+        "<h1>shardstorm run, seed {}</h1>\n<table class=\"facts\">\n",
+        spec.seed
+    );
+    for (key, value) in facts {
+        let _ = writeln!(out, "<tr><td>{key}</td><td>{}</td></tr>", escape(&value));
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+fn verdict_section(violation: Option<&Violation>) -> String {
+    let Some(v) = violation else {
+        return "<div class=\"verdict pass\"><b>passed</b>: no invariant was violated and the cluster converged.</div>\n"
+            .to_string();
+    };
+    format!(
+        "<div class=\"verdict fail\"><b>violated: {}</b><br>{}</div>\n",
+        escape(v.invariant.name()),
+        escape(&v.to_string())
+    )
+}
+
+fn context_section(violation: Option<&Violation>) -> String {
+    match violation {
+        Some(v) if !v.context.is_empty() => {
+            format!(
+                "<h2>Trace before the violation</h2>\n<pre>{}</pre>\n",
+                escape(&v.context.join("\n"))
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+fn knobs_section(knobs: &Knobs) -> String {
+    let mut out = String::from(
+        "<h2>Knobs</h2>\n<div class=\"legend\" style=\"align-items:flex-start;gap:16px\">\n",
+    );
+    out.push_str("<table>\n<tr><th>fault kind</th><th>on</th><th>rate / min</th></tr>\n");
+    for kind in FaultKind::ALL {
+        let k = knobs.kind(kind);
+        let class = if k.enabled { "" } else { " class=\"off\"" };
+        let on = if k.enabled { "on" } else { "off" };
+        let _ = writeln!(
+            out,
+            "<tr{class}><td>{}</td><td>{on}</td><td>{}</td></tr>",
+            kind.name(),
+            k.rate
+        );
+    }
+    out.push_str("</table>\n<table>\n<tr><th>knob</th><th>value</th></tr>\n");
+    let scalars = [
+        ("epoch_ms", knobs.epoch_ms.to_string()),
+        ("churn_move", knobs.churn_move.to_string()),
+        ("churn_membership", knobs.churn_membership.to_string()),
+        ("workload_rate", knobs.workload_rate.to_string()),
+    ];
+    for (key, value) in scalars {
+        let _ = writeln!(out, "<tr><td>{key}</td><td>{}</td></tr>", escape(&value));
+    }
+    out.push_str("</table>\n</div>\n");
+    out
+}
+
+fn schedule_section(result: &RunResult) -> String {
+    let text = result.schedule.to_string();
+    let body = if text.is_empty() {
+        "(no faults)".to_string()
+    } else {
+        escape(text.trim_end())
+    };
+    format!(
+        "<h2>Schedule ({} entries)</h2>\n<pre>{body}</pre>\n",
+        result.schedule.len()
+    )
+}
+
+fn trace_section(result: &RunResult) -> String {
+    let lines: Vec<String> = result
+        .trace
+        .events()
+        .iter()
+        .filter(|e| e.is_condensed())
+        .map(ToString::to_string)
+        .collect();
+    let shown = lines.len().min(MAX_TRACE_LINES);
+    let mut body = escape(&lines[..shown].join("\n"));
+    if shown < lines.len() {
+        let _ = write!(body, "\n... {} more lines", lines.len() - shown);
+    }
+    format!("<h2>Condensed trace</h2>\n<details><summary>{} events</summary>\n<pre>{body}</pre>\n</details>\n", lines.len())
+}
+
+fn timeline_section(result: &RunResult) -> String {
+    let model = Timeline::build(result);
+    format!(
+        "<h2>Timeline</h2>\n{}{}",
+        legend(),
+        svg(&model, result.violation.as_ref())
+    )
+}
+
+fn legend() -> String {
+    let mut out = String::from("<div class=\"legend\"><b>node status</b>");
+    for (class, _, label) in NODE_STATUS_STYLES {
+        let _ = write!(
+            out,
+            "<span><span class=\"sw {class}\"></span>{label}</span>"
+        );
+    }
+    out.push_str("</div>\n<div class=\"legend\"><b>shard status</b>");
+    for (class, _, label) in SHARD_STATUS_STYLES {
+        let _ = write!(
+            out,
+            "<span><span class=\"sw {class}\"></span>{label}</span>"
+        );
+    }
+    out.push_str("</div>\n<div class=\"legend\"><b>events</b>");
+    let marks = [
+        (
+            format!("background:{FAULT_COLOUR}"),
+            "fault (tick: applied, band: its duration)",
+        ),
+        (
+            "background:repeating-linear-gradient(45deg,#222 0 2px,#fff0 2px 5px)".to_string(),
+            "node down (crashed)",
+        ),
+        (
+            format!("background:{EPOCH_COLOUR}"),
+            "epoch change (dashed)",
+        ),
+        (
+            format!("background:{HEAL_COLOUR}"),
+            "heal: liveness phase (dotted, tinted)",
+        ),
+        (format!("background:{VIOLATION_COLOUR}"), "violation"),
+    ];
+    for (style, label) in marks {
+        let _ = write!(
+            out,
+            "<span><span class=\"sw\" style=\"{style}\"></span>{label}</span>"
+        );
+    }
+    let icons = [
+        (
+            "<path d=\"M2 2L10 10M2 10L10 2\" stroke=\"#111\" stroke-width=\"2\"/>",
+            "crash",
+        ),
+        (
+            "<polygon points=\"3,1 11,6 3,11\" fill=\"#fff\" stroke=\"#111\"/>",
+            "restart",
+        ),
+        (
+            "<circle cx=\"6\" cy=\"6\" r=\"3\" fill=\"#fff\" stroke=\"#123\"/>",
+            "epoch-sync-done",
+        ),
+    ];
+    for (icon, label) in icons {
+        let _ = write!(
+            out,
+            "<span><svg width=\"12\" height=\"12\" style=\"vertical-align:-1px;margin-right:4px\">{icon}</svg>{label}</span>"
+        );
+    }
+    out.push_str("</div>\n");
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Colours
+
+/// (CSS class, colour, legend label) of each node status variant.
+const NODE_STATUS_STYLES: &[(&str, &str, &str)] = &[
+    ("ns-standby", "#b8b8c0", "Standby"),
+    ("ns-active", "#2f9e55", "Active"),
+    ("ns-metadata", "#8e5ac8", "RecoverMetadata"),
+    ("ns-catchup", "#f0a030", "RecoveryCatchUp"),
+    (
+        "ns-incomplete",
+        "#c4622d",
+        "RecoveryCatchUpWithIncompleteHistory",
+    ),
+    ("ns-progress", "#3a7bd5", "RecoveryInProgress"),
+];
+
+/// (CSS class, colour, legend label) of each shard status.
+const SHARD_STATUS_STYLES: &[(&str, &str, &str)] = &[
+    ("ss-none", "#d6d6dc", "None"),
+    ("ss-active", "#7cc896", "Active"),
+    ("ss-sync", "#7fb0ea", "ActiveSync"),
+    ("ss-recover", "#f3b863", "ActiveRecover"),
+    ("ss-locked", "#d9534f", "LockedToMove"),
+];
+
+const FAULT_COLOUR: &str = "#d63384";
+const EPOCH_COLOUR: &str = "#555";
+const HEAL_COLOUR: &str = "#1c7ed6";
+const VIOLATION_COLOUR: &str = "#e03131";
+
+fn node_status_class(status: &NodeStatus) -> &'static str {
+    match status {
+        NodeStatus::Standby => "ns-standby",
+        NodeStatus::Active => "ns-active",
+        NodeStatus::RecoverMetadata => "ns-metadata",
+        NodeStatus::RecoveryCatchUp => "ns-catchup",
+        NodeStatus::RecoveryCatchUpWithIncompleteHistory { .. } => "ns-incomplete",
+        NodeStatus::RecoveryInProgress(_) => "ns-progress",
+    }
+}
+
+fn shard_status_class(status: ShardStatus) -> &'static str {
+    match status {
+        ShardStatus::None => "ss-none",
+        ShardStatus::Active => "ss-active",
+        ShardStatus::ActiveSync => "ss-sync",
+        ShardStatus::ActiveRecover => "ss-recover",
+        ShardStatus::LockedToMove => "ss-locked",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The timeline model: what the SVG draws, derived from the trace
+
+/// A coloured interval of a lane.
+#[derive(Clone, Debug, PartialEq)]
+struct Segment {
+    start: u64,
+    end: u64,
+    class: &'static str,
+    label: String,
+}
+
+/// Builds consecutive segments from status changes: each lasts until the next change.
+#[derive(Debug, Default)]
+struct SegmentBuilder {
+    done: Vec<Segment>,
+    open: Option<(u64, &'static str, String)>,
+}
+
+impl SegmentBuilder {
+    fn change(&mut self, t: u64, class: &'static str, label: String) {
+        self.close(t);
+        self.open = Some((t, class, label));
+    }
+
+    fn close(&mut self, t: u64) {
+        if let Some((start, class, label)) = self.open.take() {
+            if t > start {
+                self.done.push(Segment {
+                    start,
+                    end: t,
+                    class,
+                    label,
+                });
+            }
+        }
+    }
+
+    fn finish(mut self, end: u64) -> Vec<Segment> {
+        self.close(end);
+        self.done
+    }
+}
+
+/// One node's lane.
+#[derive(Debug, Default)]
+struct NodeLane {
+    statuses: SegmentBuilder,
+    shards: BTreeMap<ShardIndex, SegmentBuilder>,
+    crashes: Vec<u64>,
+    restarts: Vec<u64>,
+    attestations: Vec<(u64, String)>,
+    down_since: Option<u64>,
+    down: Vec<(u64, u64)>,
+}
+
+/// One applied fault.
+#[derive(Debug)]
+struct FaultMark {
+    t: u64,
+    keyword: String,
+    text: String,
+    duration: Option<u64>,
+    scope: Scope,
+}
+
+/// Everything the timeline shows.
+#[derive(Debug)]
+struct Timeline {
+    end: u64,
+    nodes: BTreeMap<NodeId, LaneView>,
+    faults: Vec<FaultMark>,
+    epochs: Vec<(u64, String)>,
+    heal: Option<u64>,
+}
+
+/// What one node's lane draws: status segments, shard segments, crash and restart markers
+/// and down intervals.
+#[derive(Debug, Default)]
+struct LaneView {
+    statuses: Vec<Segment>,
+    shards: BTreeMap<ShardIndex, Vec<Segment>>,
+    crashes: Vec<u64>,
+    restarts: Vec<u64>,
+    /// `epoch_sync_done` attestations: time and probe text.
+    attestations: Vec<(u64, String)>,
+    down: Vec<(u64, u64)>,
+}
+
+impl Timeline {
+    fn build(result: &RunResult) -> Self {
+        let events = result.trace.events();
+        let end = events
+            .iter()
+            .map(|e| e.t_ms)
+            .max()
+            .unwrap_or(0)
+            .max(result.sim_ms)
+            .max(1);
+        // A little room after the last event, so its marks stay visible.
+        let end = end + end / 100 + 1;
+        let mut lanes: BTreeMap<NodeId, NodeLane> = (0..result.spec.nodes)
+            .map(|i| (NodeId(i), NodeLane::default()))
+            .collect();
+        let mut faults = Vec::new();
+        let mut epochs = Vec::new();
+        let mut heal = None;
+        for event in events {
+            if let Some(node) = event.node {
+                lane_event(lanes.entry(node).or_default(), event);
+            }
+            match &event.kind {
+                TraceKind::Fault(text) => faults.push(fault_mark(event.t_ms, text)),
+                TraceKind::Chain(text) if text.starts_with("epoch-change") => {
+                    epochs.push((event.t_ms, epoch_label(text)));
+                }
+                TraceKind::Harness(text) if text == "heal" && heal.is_none() => {
+                    heal = Some(event.t_ms)
+                }
+                _ => {}
+            }
+        }
+        let nodes = lanes
+            .into_iter()
+            .map(|(id, lane)| (id, finish_lane(lane, end)))
+            .collect();
+        Self {
+            end,
+            nodes,
+            faults,
+            epochs,
+            heal,
+        }
+    }
+}
+
+/// Applies one event of a node to its lane.
+fn lane_event(lane: &mut NodeLane, event: &TraceEvent) {
+    let t = event.t_ms;
+    match &event.kind {
+        TraceKind::Probe(ProbeEvent::NodeStatus { to, .. }) => {
+            lane.statuses
+                .change(t, node_status_class(to), to.to_string());
+        }
+        TraceKind::Probe(ProbeEvent::ShardStatus { shard, to, .. }) => {
+            lane.shards.entry(*shard).or_default().change(
+                t,
+                shard_status_class(*to),
+                format!("{shard} {to}"),
+            );
+        }
+        TraceKind::Probe(ProbeEvent::ShardCreated { shard }) => {
+            lane.shards.entry(*shard).or_default();
+        }
+        TraceKind::Probe(ProbeEvent::ShardDropped { shard }) => {
+            if let Some(builder) = lane.shards.get_mut(shard) {
+                builder.close(t);
+            }
+        }
+        TraceKind::Probe(p @ ProbeEvent::Attestation { .. }) => {
+            lane.attestations.push((t, p.to_string()));
+        }
+        TraceKind::Harness(text) if text == "crashed" => {
+            lane.crashes.push(t);
+            lane.down_since.get_or_insert(t);
+        }
+        TraceKind::Harness(text) if text == "restarted" => {
+            lane.restarts.push(t);
+            if let Some(since) = lane.down_since.take() {
+                lane.down.push((since, t));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn finish_lane(mut lane: NodeLane, end: u64) -> LaneView {
+    if let Some(since) = lane.down_since.take() {
+        lane.down.push((since, end));
+    }
+    let shards = lane
+        .shards
+        .into_iter()
+        .map(|(s, b)| (s, b.finish(end)))
+        .collect();
+    LaneView {
+        statuses: lane.statuses.finish(end),
+        shards,
+        crashes: lane.crashes,
+        restarts: lane.restarts,
+        attestations: lane.attestations,
+        down: lane.down,
+    }
+}
+
+/// "epoch-change 3 n0:1,2 n1:..." -> "e3".
+fn epoch_label(text: &str) -> String {
+    text.split_whitespace()
+        .nth(1)
+        .map_or_else(|| "epoch".to_string(), |e| format!("e{e}"))
+}
+
+/// A fault event's marker: its keyword, duration and the nodes it touches.
+fn fault_mark(t: u64, text: &str) -> FaultMark {
+    let parsed = text.parse::<Fault>().ok();
+    let keyword = parsed.as_ref().map_or_else(
+        || {
+            text.split_whitespace()
+                .next()
+                .unwrap_or("fault")
+                .to_string()
+        },
+        |f| f.keyword().to_string(),
+    );
+    let duration = parsed
+        .as_ref()
+        .and_then(Fault::duration)
+        .map(|d| d.as_millis() as u64);
+    let scope = parsed.as_ref().map_or(Scope::All, fault_scope);
+    FaultMark {
+        t,
+        keyword,
+        text: text.to_string(),
+        duration,
+        scope,
+    }
+}
+
+/// The nodes a fault touches.
+#[derive(Clone, Debug, PartialEq)]
+enum Scope {
+    All,
+    Nodes(BTreeSet<NodeId>),
+    /// A fail-point selector glob (`n*1`).
+    Pattern(String),
+}
+
+impl Scope {
+    fn covers(&self, id: NodeId) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Nodes(set) => set.contains(&id),
+            Scope::Pattern(p) => shardstorm_faults::glob_match(p, &id.host()),
+        }
+    }
+}
+
+fn fault_scope(fault: &Fault) -> Scope {
+    let ids = |names: &mut dyn Iterator<Item = &String>| {
+        Scope::Nodes(names.filter_map(|n| parse_node(n)).collect())
+    };
+    match fault {
+        Fault::Crash { node }
+        | Fault::Restart { node }
+        | Fault::CrashRestart { node, .. }
+        | Fault::DiskEio { node, .. }
+        | Fault::DiskTornOnCrash { node }
+        | Fault::DiskCorruptReads { node, .. }
+        | Fault::StatusChange { node, .. }
+        | Fault::Byzantine { node, .. } => ids(&mut std::iter::once(node)),
+        Fault::Partition { a, b, .. } | Fault::Hold { a, b, .. } => ids(&mut a.iter().chain(b)),
+        Fault::FailPoint { .. } | Fault::OpenGate { .. } => match fault.selector() {
+            Selector::All => Scope::All,
+            Selector::Node(n) => ids(&mut std::iter::once(&n)),
+            Selector::Pattern(p) => Scope::Pattern(p),
+        },
+        Fault::MessageLoss { .. } | Fault::LatencySpike { .. } | Fault::ClearFailPoint { .. } => {
+            Scope::All
+        }
+    }
+}
+
+/// `n<i>` -> `NodeId(i)`.
+fn parse_node(name: &str) -> Option<NodeId> {
+    name.strip_prefix('n')?.parse().ok().map(NodeId)
+}
+
+// ---------------------------------------------------------------------------------------------
+// SVG drawing
+
+const WIDTH: f64 = 1340.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const EPOCH_ROW: f64 = 12.0;
+const FAULT_ROWS: usize = 3;
+const FAULT_ROW_H: f64 = 12.0;
+const AXIS_H: f64 = 18.0;
+const NODE_H: f64 = 16.0;
+const SHARD_H: f64 = 7.0;
+const SHARD_GAP: f64 = 1.0;
+const NODE_GAP: f64 = 10.0;
+/// Approximate width of one label character at font size 10.
+const CHAR_W: f64 = 5.6;
+
+/// Maps simulated time to x.
+struct Scale {
+    end: u64,
+}
+
+impl Scale {
+    fn x(&self, t: u64) -> f64 {
+        LEFT + (t.min(self.end) as f64 / self.end as f64) * (WIDTH - LEFT - RIGHT)
+    }
+}
+
+/// A number with one decimal: coordinates print the same on every platform.
+fn n(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+fn seconds(t: u64) -> String {
+    fmt_secs(Duration::from_millis(t))
+}
+
+/// Vertical extent of each node block.
+struct Rows {
+    top: f64,
+    /// (node, y of its status lane, y below its last shard lane)
+    blocks: Vec<(NodeId, f64, f64)>,
+    bottom: f64,
+}
+
+fn rows(model: &Timeline) -> Rows {
+    let top = EPOCH_ROW + FAULT_ROW_H * FAULT_ROWS as f64 + AXIS_H;
+    let mut y = top + 4.0;
+    let mut blocks = Vec::new();
+    for (id, lane) in &model.nodes {
+        let block_end = y + NODE_H + 2.0 + lane.shards.len() as f64 * (SHARD_H + SHARD_GAP);
+        blocks.push((*id, y, block_end));
+        y = block_end + NODE_GAP;
+    }
+    Rows {
+        top,
+        blocks,
+        bottom: y,
+    }
+}
+
+fn svg(model: &Timeline, violation: Option<&Violation>) -> String {
+    let scale = Scale { end: model.end };
+    let rows = rows(model);
+    let height = rows.bottom + AXIS_H;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
+         font-size=\"10\" role=\"img\" aria-label=\"timeline\">\n",
+        w = n(WIDTH),
+        h = n(height)
+    );
+    out.push_str(
+        "<defs><pattern id=\"down\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" \
+         patternTransform=\"rotate(45)\"><rect width=\"2\" height=\"5\" fill=\"#222\" fill-opacity=\"0.55\"/></pattern></defs>\n",
+    );
+    draw_axis(&mut out, &scale, rows.top - 4.0, rows.top - AXIS_H + 2.0);
+    draw_axis(&mut out, &scale, rows.bottom, rows.bottom + 4.0);
+    for (id, y, block_end) in &rows.blocks {
+        if let Some(lane) = model.nodes.get(id) {
+            draw_node(&mut out, &scale, *id, *y, *block_end, lane);
+        }
+    }
+    draw_liveness_phase(&mut out, &scale, model, &rows);
+    draw_faults(&mut out, &scale, model, &rows);
+    draw_epochs(&mut out, &scale, model, &rows);
+    if let Some(v) = violation {
+        draw_violation(&mut out, &scale, v, &rows);
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Tick spacing giving at most about 14 ticks.
+fn tick_step(end: u64) -> u64 {
+    const STEPS: [u64; 14] = [
+        100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000,
+        600_000, 1_800_000,
+    ];
+    STEPS
+        .into_iter()
+        .find(|s| end / s <= 14)
+        .unwrap_or(3_600_000)
+}
+
+fn draw_axis(out: &mut String, scale: &Scale, y: f64, label_y: f64) {
+    let _ = writeln!(
+        out,
+        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#888\"/>",
+        n(LEFT),
+        n(y),
+        n(scale.x(scale.end)),
+        n(y)
+    );
+    let step = tick_step(scale.end);
+    let mut t = 0;
+    while t <= scale.end {
+        let x = scale.x(t);
+        let _ = writeln!(
+            out,
+            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#888\"/><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{}s</text>",
+            n(y - 3.0),
+            n(y + 3.0),
+            n(label_y + 8.0),
+            t as f64 / 1000.0,
+            x = n(x)
+        );
+        t += step;
+    }
+}
+
+fn draw_node(out: &mut String, scale: &Scale, id: NodeId, y: f64, block_end: f64, lane: &LaneView) {
+    let (statuses, shards, marks) = (&lane.statuses, &lane.shards, lane);
+    let _ = writeln!(
+        out,
+        "<g class=\"node\" id=\"lane-{id}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#f6f6f8\"/>",
+        n(LEFT),
+        n(y - 2.0),
+        n(WIDTH - LEFT - RIGHT),
+        n(block_end - y + 4.0)
+    );
+    let _ = writeln!(
+        out,
+        "<text x=\"6\" y=\"{}\" font-size=\"12\" font-weight=\"600\">{id}</text>",
+        n(y + 12.0)
+    );
+    for seg in statuses {
+        draw_segment(out, scale, seg, y, NODE_H, &format!("{id} "));
+    }
+    let mut sy = y + NODE_H + 2.0;
+    for (shard, segments) in shards {
+        let _ = writeln!(out, "<text x=\"{}\" y=\"{}\" font-size=\"7\" text-anchor=\"end\" fill=\"#666\">{shard}</text>", n(LEFT - 3.0), n(sy + 6.2));
+        for seg in segments {
+            draw_segment(out, scale, seg, sy, SHARD_H, &format!("{id} "));
+        }
+        sy += SHARD_H + SHARD_GAP;
+    }
+    for (from, to) in &marks.down {
+        let (x1, x2) = (scale.x(*from), scale.x(*to));
+        let _ = writeln!(
+            out,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"url(#down)\"><title>{id} down {}..{}</title></rect>",
+            n(x1),
+            n(y),
+            n((x2 - x1).max(1.0)),
+            n(block_end - y),
+            seconds(*from),
+            seconds(*to)
+        );
+    }
+    for t in &marks.crashes {
+        draw_crash(out, scale.x(*t), y, id, *t);
+    }
+    for t in &marks.restarts {
+        draw_restart(out, scale.x(*t), y, id, *t);
+    }
+    for (t, text) in &marks.attestations {
+        let _ = writeln!(
+            out,
+            "<circle cx=\"{}\" cy=\"{}\" r=\"2.2\" fill=\"#fff\" stroke=\"#123\" stroke-width=\"1\"><title>{id} {} {}</title></circle>",
+            n(scale.x(*t)),
+            n(y + 3.5),
+            seconds(*t),
+            escape(text)
+        );
+    }
+    out.push_str("</g>\n");
+}
+
+fn draw_segment(out: &mut String, scale: &Scale, seg: &Segment, y: f64, h: f64, prefix: &str) {
+    let (x1, x2) = (scale.x(seg.start), scale.x(seg.end));
+    let _ = writeln!(
+        out,
+        "<rect class=\"{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>{}{} {}..{}</title></rect>",
+        seg.class,
+        n(x1),
+        n(y),
+        n((x2 - x1).max(0.5)),
+        n(h),
+        escape(prefix),
+        escape(&seg.label),
+        seconds(seg.start),
+        seconds(seg.end)
+    );
+}
+
+fn draw_crash(out: &mut String, x: f64, y: f64, id: NodeId, t: u64) {
+    let (c, r) = (y + NODE_H / 2.0, 4.0);
+    let _ = writeln!(
+        out,
+        "<g stroke=\"#111\" stroke-width=\"2\"><title>{id} crashed at {}</title><line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/><line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/></g>",
+        seconds(t),
+        n(x - r),
+        n(c - r),
+        n(x + r),
+        n(c + r),
+        n(x - r),
+        n(c + r),
+        n(x + r),
+        n(c - r)
+    );
+}
+
+fn draw_restart(out: &mut String, x: f64, y: f64, id: NodeId, t: u64) {
+    let (top, bottom) = (y + 3.0, y + NODE_H - 3.0);
+    let _ = writeln!(
+        out,
+        "<polygon points=\"{},{} {},{} {},{}\" fill=\"#fff\" stroke=\"#111\" stroke-width=\"1.2\"><title>{id} restarted at {}</title></polygon>",
+        n(x),
+        n(top),
+        n(x + 8.0),
+        n((top + bottom) / 2.0),
+        n(x),
+        n(bottom),
+        seconds(t)
+    );
+}
+
+/// Fault ticks with staggered keyword labels in the fault rows, plus ticks and duration bands
+/// on every affected node's lane.
+fn draw_faults(out: &mut String, scale: &Scale, model: &Timeline, rows: &Rows) {
+    let mut row_ends = [f64::MIN; FAULT_ROWS];
+    let label_top = EPOCH_ROW;
+    for fault in &model.faults {
+        let x = scale.x(fault.t);
+        let width = fault.keyword.len() as f64 * CHAR_W + 4.0;
+        let row = (0..FAULT_ROWS)
+            .find(|r| row_ends[*r] < x)
+            .unwrap_or_else(|| {
+                (0..FAULT_ROWS)
+                    .min_by(|a, b| row_ends[*a].total_cmp(&row_ends[*b]))
+                    .unwrap_or(0)
+            });
+        row_ends[row] = x + width;
+        let ly = label_top + FAULT_ROW_H * (row as f64 + 1.0) - 2.0;
+        let title = format!("{} {}", seconds(fault.t), fault.text);
+        let (label_x, anchor) = if x + width > WIDTH {
+            (x - 2.0, "end")
+        } else {
+            (x + 2.0, "start")
+        };
+        let _ = writeln!(
+            out,
+            "<g><title>{}</title><line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{FAULT_COLOUR}\"/><text x=\"{}\" y=\"{}\" fill=\"{FAULT_COLOUR}\" text-anchor=\"{anchor}\">{}</text></g>",
+            escape(&title),
+            n(ly - 9.0),
+            n(rows.top - 4.0),
+            n(label_x),
+            n(ly),
+            escape(&fault.keyword),
+            x = n(x)
+        );
+        for (id, y, block_end) in &rows.blocks {
+            if fault.scope.covers(*id) {
+                draw_fault_on_lane(out, scale, fault, *y, *block_end, &title);
+            }
+        }
+    }
+}
+
+fn draw_fault_on_lane(
+    out: &mut String,
+    scale: &Scale,
+    fault: &FaultMark,
+    y: f64,
+    block_end: f64,
+    title: &str,
+) {
+    let x = scale.x(fault.t);
+    if let Some(d) = fault.duration.filter(|d| *d > 0) {
+        let x2 = scale.x(fault.t + d);
+        let _ = writeln!(
+            out,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{FAULT_COLOUR}\" fill-opacity=\"0.16\" stroke=\"{FAULT_COLOUR}\" stroke-opacity=\"0.5\" stroke-width=\"0.6\"><title>{}</title></rect>",
+            n(x),
+            n(y - 2.0),
+            n((x2 - x).max(1.0)),
+            n(block_end - y + 4.0),
+            escape(title)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{FAULT_COLOUR}\" stroke-width=\"1.5\"><title>{}</title></line>",
+        n(y - 2.0),
+        n(block_end + 2.0),
+        escape(title),
+        x = n(x)
+    );
+}
+
+fn draw_epochs(out: &mut String, scale: &Scale, model: &Timeline, rows: &Rows) {
+    for (t, label) in &model.epochs {
+        let x = scale.x(*t);
+        let _ = writeln!(
+            out,
+            "<g><title>epoch change {} at {}</title><line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{EPOCH_COLOUR}\" stroke-dasharray=\"4 3\"/><text x=\"{}\" y=\"9\" fill=\"{EPOCH_COLOUR}\" font-weight=\"600\">{}</text></g>",
+            escape(label),
+            seconds(*t),
+            n(EPOCH_ROW - 1.0),
+            n(rows.bottom),
+            n(x + 2.0),
+            escape(label),
+            x = n(x)
+        );
+    }
+    if let Some(t) = model.heal {
+        let x = scale.x(t);
+        let _ = writeln!(
+            out,
+            "<g><title>heal at {}: the liveness phase starts</title><line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{HEAL_COLOUR}\" stroke-width=\"1.5\" stroke-dasharray=\"1 3\"/><text x=\"{}\" y=\"9\" fill=\"{HEAL_COLOUR}\" text-anchor=\"end\">heal</text></g>",
+            seconds(t),
+            n(EPOCH_ROW - 1.0),
+            n(rows.bottom),
+            n(x - 2.0),
+            x = n(x)
+        );
+    }
+}
+
+fn draw_violation(out: &mut String, scale: &Scale, v: &Violation, rows: &Rows) {
+    let x = scale.x(v.t_ms);
+    let (y1, y2) = match v.node.and_then(|id| rows.blocks.iter().find(|b| b.0 == id)) {
+        Some((_, y, end)) => (*y - 4.0, *end + 4.0),
+        None => (rows.top, rows.bottom),
+    };
+    let label = format!("✗ {}", v.invariant.name());
+    let box_w = label.chars().count() as f64 * 6.6 + 8.0;
+    let box_x = if x + 4.0 + box_w > WIDTH {
+        x - 4.0 - box_w
+    } else {
+        x + 4.0
+    };
+    let _ = writeln!(
+        out,
+        "<g><title>{}</title><line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{VIOLATION_COLOUR}\" stroke-width=\"3\"/>\
+         <rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"15\" rx=\"3\" fill=\"#fff\" stroke=\"{VIOLATION_COLOUR}\"/>\
+         <text x=\"{}\" y=\"{}\" fill=\"{VIOLATION_COLOUR}\" font-weight=\"700\" font-size=\"11\">{}</text></g>",
+        escape(&v.to_string()),
+        n(y1),
+        n(y2),
+        n(box_x),
+        n(y1 + 2.0),
+        n(box_w),
+        n(box_x + 4.0),
+        n(y1 + 13.0),
+        escape(&label),
+        x = n(x)
+    );
+}
+
+/// A light tint over the liveness phase (from heal to the end).
+fn draw_liveness_phase(out: &mut String, scale: &Scale, model: &Timeline, rows: &Rows) {
+    if let Some(t) = model.heal {
+        let x = scale.x(t);
+        let _ = writeln!(
+            out,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{HEAL_COLOUR}\" fill-opacity=\"0.06\"><title>liveness phase</title></rect>",
+            n(x),
+            n(rows.top),
+            n((scale.x(scale.end) - x).max(0.0)),
+            n(rows.bottom - rows.top)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::Invariant;
+    use crate::spec::RunSpec;
+    use crate::trace::Trace;
+    use shardstorm_faults::Schedule;
+    use shardstorm_node::ctx::{NodeStatusWriter, ShardStatusWriter};
+
+    fn probe(t_ms: u64, node: u16, event: ProbeEvent) -> TraceEvent {
+        TraceEvent {
+            t_ms,
+            node: Some(NodeId(node)),
+            kind: TraceKind::Probe(event),
+        }
+    }
+
+    fn status(t_ms: u64, node: u16, to: NodeStatus) -> TraceEvent {
+        probe(
+            t_ms,
+            node,
+            ProbeEvent::NodeStatus {
+                from: None,
+                to,
+                writer: NodeStatusWriter::Direct,
+                task: None,
+            },
+        )
+    }
+
+    fn shard(t_ms: u64, node: u16, s: u16, to: ShardStatus) -> TraceEvent {
+        let event = ProbeEvent::ShardStatus {
+            shard: ShardIndex(s),
+            from: None,
+            to,
+            writer: ShardStatusWriter::Direct,
+            epoch: 1,
+        };
+        probe(t_ms, node, event)
+    }
+
+    fn other(t_ms: u64, node: Option<u16>, kind: TraceKind) -> TraceEvent {
+        TraceEvent {
+            t_ms,
+            node: node.map(NodeId),
+            kind,
+        }
+    }
+
+    /// A synthetic run of three nodes with statuses, faults, a crash, epochs and a violation
+    /// whose message contains markup.
+    fn sample() -> RunResult {
+        let mut spec = RunSpec::standard(42);
+        spec.nodes = 3;
+        spec.shards = 4;
+        let schedule: Schedule =
+            "1.000s partition n0 n1 for 2.000s\n2.500s crash n2\n4.000s restart n2\n"
+                .parse()
+                .expect("schedule");
+        let mut trace = Trace::default();
+        let events = vec![
+            other(0, None, TraceKind::Harness("run seed=42 bugs=[]".into())),
+            status(0, 0, NodeStatus::Standby),
+            status(5, 0, NodeStatus::Active),
+            status(5, 1, NodeStatus::Active),
+            status(5, 2, NodeStatus::RecoverMetadata),
+            shard(6, 0, 0, ShardStatus::Active),
+            shard(6, 1, 1, ShardStatus::ActiveSync),
+            shard(6, 2, 2, ShardStatus::None),
+            other(
+                500,
+                None,
+                TraceKind::Chain("epoch-change 1 n0:0 n1:1 n2:2,3".into()),
+            ),
+            other(
+                1000,
+                None,
+                TraceKind::Fault("partition n0 n1 for 2.000s".into()),
+            ),
+            shard(1200, 1, 1, ShardStatus::Active),
+            other(2500, None, TraceKind::Fault("crash n2".into())),
+            other(2500, Some(2), TraceKind::Harness("crashed".into())),
+            other(4000, None, TraceKind::Fault("restart n2".into())),
+            other(4000, Some(2), TraceKind::Harness("restarted".into())),
+            shard(4100, 2, 2, ShardStatus::LockedToMove),
+            other(4500, None, TraceKind::Harness("heal".into())),
+            status(4600, 2, NodeStatus::Active),
+        ];
+        for e in events {
+            trace.push(e);
+        }
+        let violation = Violation {
+            invariant: Invariant::LegalTransition,
+            node: Some(NodeId(2)),
+            shard: None,
+            t_ms: 4600,
+            message: "RecoverMetadata -> Active by <N10> & \"friends\"".into(),
+            context: vec!["    4.600s n2   node-status <x>".into()],
+        };
+        let trace_hash = trace.hash();
+        RunResult {
+            knobs: Knobs::quiet(),
+            spec,
+            schedule,
+            violation: Some(violation),
+            trace,
+            trace_hash,
+            sim_ms: 5000,
+            steps: 500,
+        }
+    }
+
+    #[test]
+    fn page_has_an_svg_with_a_lane_per_node() {
+        let html = render(&sample());
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert_eq!(html.matches("aria-label=\"timeline\"").count(), 1);
+        for node in ["n0", "n1", "n2"] {
+            assert!(html.contains(&format!("id=\"lane-{node}\"")), "lane {node}");
+        }
+        for needle in [
+            "ns-active",
+            "ss-locked",
+            "ss-sync",
+            "url(#down)",
+            ">partition<",
+            ">e1<",
+            ">heal<",
+            "legal-transition",
+        ] {
+            assert!(html.contains(needle), "missing {needle}");
+        }
+        assert!(!html.contains("<script"), "no scripts");
+        assert!(
+            !html.contains("http://") || html.matches("http://").count() == 1,
+            "only the SVG namespace"
+        );
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        let html = render(&sample());
+        assert!(html.contains("by &lt;N10&gt; &amp; &quot;friends&quot;"));
+        assert!(html.contains("node-status &lt;x&gt;"));
+        assert!(!html.contains("<N10>") && !html.contains("<x>"));
+        assert_eq!(escape("a<b>&'\""), "a&lt;b&gt;&amp;&#39;&quot;");
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        assert_eq!(render(&sample()), render(&sample()));
+    }
+
+    #[test]
+    fn passing_runs_say_so() {
+        let mut result = sample();
+        result.violation = None;
+        let html = render(&result);
+        assert!(html.contains("<b>passed</b>"));
+        assert!(!html.contains("✗"));
+    }
+
+    #[test]
+    fn segments_follow_status_changes_and_drops() {
+        let model = Timeline::build(&sample());
+        let n0 = &model.nodes[&NodeId(0)];
+        assert_eq!(
+            n0.statuses
+                .iter()
+                .map(|s| (s.start, s.end, s.class))
+                .collect::<Vec<_>>(),
+            [(0, 5, "ns-standby"), (5, model.end, "ns-active")]
+        );
+        assert_eq!(n0.shards.len(), 1);
+        assert!(n0.down.is_empty());
+        let n2 = &model.nodes[&NodeId(2)];
+        assert_eq!(n2.down, [(2500, 4000)]);
+        assert_eq!(
+            n2.shards[&ShardIndex(2)].last().map(|s| s.class),
+            Some("ss-locked")
+        );
+        assert_eq!(
+            model.faults[0].scope,
+            Scope::Nodes([NodeId(0), NodeId(1)].into_iter().collect())
+        );
+        assert_eq!(model.faults[0].duration, Some(2000));
+        assert_eq!(model.epochs, [(500, "e1".to_string())]);
+    }
+}

@@ -66,7 +66,7 @@ pub const FAIL_POINTS: &[(&str, FailPointKind)] = &[
 ];
 
 /// Status texts the harness accepts in `status` faults.
-pub const STATUS_FAULTS: &[&str] = &["RecoveryCatchUp", "Standby"];
+pub const STATUS_FAULTS: &[&str] = &["RecoveryCatchUp"];
 
 impl RunSpec {
     /// The standard scenario of the performance goals: 5 nodes, 20 shards, 6 epochs, 100 blobs.

@@ -22,6 +22,9 @@ fn quiet_cluster_converges() {
 #[test]
 #[ignore]
 fn swarm_seeds() {
+    if let Ok(filter) = std::env::var("LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).without_time().try_init();
+    }
     let n: u64 = std::env::var("SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let start: u64 = std::env::var("START").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut failures = 0;

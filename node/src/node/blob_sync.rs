@@ -6,6 +6,7 @@ use super::{lock, node_spawn, Node, NodeError};
 use crate::blob::{decode, encode, recover_sliver, verify_sliver, BlobMetadata, InconsistencyProof, RecoveryError};
 use crate::ctx::ProbeEvent;
 use crate::status::NodeStatus;
+use crate::storage::StorageError;
 use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
 use crate::wire::{Request, Response};
 use std::sync::Arc;
@@ -127,12 +128,17 @@ impl Node {
         let _ = self.ctx.fail.eval("blob_sync.certified_event").await;
         let epoch = self.committee_epoch();
         for shard in self.owned_shards() {
-            if !self.storage.has_shard(shard)? {
-                continue;
-            }
             for ty in SliverType::ALL {
-                if !self.storage.has_sliver(shard, ty, blob)? {
-                    self.recover_and_store_retrying(blob, shard, ty, epoch).await?;
+                // Ownership and storage may change while earlier slivers are recovered.
+                if !self.owned_shards().contains(&shard) || !self.storage.has_shard(shard)? {
+                    break;
+                }
+                if self.storage.has_sliver(shard, ty, blob)? {
+                    continue;
+                }
+                match self.recover_and_store_retrying(blob, shard, ty, epoch).await {
+                    Err(NodeError::Storage(StorageError::ShardNotFound(_))) => break,
+                    other => other?,
                 }
             }
         }
