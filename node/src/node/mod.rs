@@ -76,6 +76,8 @@ pub struct Node {
     blob_syncs: Mutex<BTreeMap<BlobId, (u64, JoinHandle<()>)>>,
     events: Mutex<EventTracker>,
     next_task: AtomicU64,
+    /// Idle connections to other nodes.
+    pool: crate::wire::Pool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,6 +106,7 @@ impl Node {
             blob_syncs: Mutex::default(),
             events: Mutex::default(),
             next_task: AtomicU64::new(1),
+            pool: crate::wire::Pool::default(),
         }
     }
 

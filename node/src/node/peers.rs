@@ -21,7 +21,7 @@ impl Node {
     pub(super) async fn call_node(&self, to: NodeId, request: &Request) -> Result<Response, NodeError> {
         let payload = wire::encode(request, self.config.max_frame_bytes)?;
         let envelope = self.key.seal(self.ctx.id, payload);
-        Ok(wire::call(&to.host(), NODE_PORT, &envelope, self.timeouts()).await?)
+        Ok(self.pool.call(&to.host(), NODE_PORT, &envelope, self.timeouts()).await?)
     }
 
     /// Members that serve reads (current and previous committee), minus this node, in an

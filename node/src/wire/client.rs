@@ -1,11 +1,15 @@
-//! One request, one connection: connect under a timeout (a connect to a crashed host never
-//! returns on its own), send one frame, read one frame, all under a request timeout.
+//! Calls to other hosts: one request and one response per exchange, every connect and every
+//! exchange under a timeout (a connect to a crashed host never returns on its own). A `Pool`
+//! keeps idle connections per host, so steady traffic does not open a connection (and use up an
+//! ephemeral port) per request.
 
 use super::frame::{codec, decode, encode, WireError};
 use super::message::{Envelope, Response};
 use futures::{SinkExt, StreamExt};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// Timeouts and limits of one call.
 #[derive(Clone, Copy, Debug)]
@@ -15,23 +19,72 @@ pub struct CallTimeouts {
     pub max_frame_bytes: usize,
 }
 
-/// Sends `envelope` to `host:port` and returns the decoded response.
-pub async fn call(host: &str, port: u16, envelope: &Envelope, t: CallTimeouts) -> Result<Response, WireError> {
-    let connect = turmoil::net::TcpStream::connect((host, port));
-    let stream = match tokio::time::timeout(t.connect, connect).await {
-        Err(_) => return Err(WireError::ConnectTimeout(host.to_string())),
-        Ok(Err(e)) => return Err(WireError::Connect(host.to_string(), e.to_string())),
-        Ok(Ok(s)) => s,
-    };
-    let mut framed = Framed::new(stream, codec(t.max_frame_bytes));
-    let exchange = async {
+type Connection = Framed<turmoil::net::TcpStream, LengthDelimitedCodec>;
+
+/// Idle connections per destination host.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<BTreeMap<(String, u16), Vec<Connection>>>,
+}
+
+/// At most this many idle connections are kept per host.
+const MAX_IDLE_PER_HOST: usize = 4;
+
+impl Pool {
+    fn take(&self, key: &(String, u16)) -> Option<Connection> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key).and_then(Vec::pop)
+    }
+
+    fn put(&self, key: (String, u16), conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(key).or_default();
+        if list.len() < MAX_IDLE_PER_HOST {
+            list.push(conn);
+        }
+    }
+
+    /// Sends `envelope` to `host:port` over an idle connection if there is one (retrying once
+    /// on a fresh connection if the idle one turned out dead), else over a new one.
+    pub async fn call(&self, host: &str, port: u16, envelope: &Envelope, t: CallTimeouts) -> Result<Response, WireError> {
+        let key = (host.to_string(), port);
         let bytes = encode(envelope, t.max_frame_bytes)?;
-        framed.send(bytes::Bytes::from(bytes)).await.map_err(|e| WireError::Io(e.to_string()))?;
-        match framed.next().await {
+        if let Some(mut conn) = self.take(&key) {
+            if let Ok(response) = exchange(&mut conn, &bytes, host, t).await {
+                self.put(key, conn);
+                return Ok(response);
+            }
+        }
+        let mut conn = connect(host, port, t).await?;
+        let response = exchange(&mut conn, &bytes, host, t).await?;
+        self.put(key, conn);
+        Ok(response)
+    }
+}
+
+async fn connect(host: &str, port: u16, t: CallTimeouts) -> Result<Connection, WireError> {
+    let connect = turmoil::net::TcpStream::connect((host, port));
+    match tokio::time::timeout(t.connect, connect).await {
+        Err(_) => Err(WireError::ConnectTimeout(host.to_string())),
+        Ok(Err(e)) => Err(WireError::Connect(host.to_string(), e.to_string())),
+        Ok(Ok(stream)) => Ok(Framed::new(stream, codec(t.max_frame_bytes))),
+    }
+}
+
+async fn exchange(conn: &mut Connection, request: &[u8], host: &str, t: CallTimeouts) -> Result<Response, WireError> {
+    let round_trip = async {
+        conn.send(bytes::Bytes::copy_from_slice(request)).await.map_err(|e| WireError::Io(e.to_string()))?;
+        match conn.next().await {
             None => Err(WireError::Closed),
             Some(Err(e)) => Err(WireError::Io(e.to_string())),
             Some(Ok(frame)) => decode::<Response>(&frame, t.max_frame_bytes),
         }
     };
-    tokio::time::timeout(t.request, exchange).await.map_err(|_| WireError::Timeout(host.to_string()))?
+    tokio::time::timeout(t.request, round_trip).await.map_err(|_| WireError::Timeout(host.to_string()))?
+}
+
+/// One call on a fresh connection (clients without a pool).
+pub async fn call(host: &str, port: u16, envelope: &Envelope, t: CallTimeouts) -> Result<Response, WireError> {
+    let bytes = encode(envelope, t.max_frame_bytes)?;
+    let mut conn = connect(host, port, t).await?;
+    exchange(&mut conn, &bytes, host, t).await
 }

@@ -7,7 +7,7 @@ mod frame;
 mod message;
 mod signing;
 
-pub use client::{call, CallTimeouts};
+pub use client::{call, CallTimeouts, Pool};
 pub use frame::{codec, decode, encode, WireError};
 pub use message::{Envelope, Request, Response, ServiceError};
 pub use signing::{node_keypair, verify_envelope, NodeKey};
