@@ -7,6 +7,7 @@ use crate::apply::{self, Undo};
 use crate::churn::next_committee;
 use crate::cluster::Cluster;
 use crate::control::{Control, ControlCommand};
+use crate::spec::RunSpec;
 use crate::oracle::{audit, AuditInput, Invariant, SafetyOracle, Violation};
 use crate::trace::TraceKind;
 use crate::workload::WorkloadLog;
@@ -61,7 +62,8 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
 }
 
 impl Driver {
-    pub fn new(cluster: Cluster, control: Control, workload: WorkloadLog, knobs: Knobs, schedule: &Schedule, seed: u64, epochs: u32, max_latency: Duration) -> Self {
+    pub fn new(cluster: Cluster, control: Control, workload: WorkloadLog, spec: &RunSpec, knobs: Knobs, schedule: &Schedule) -> Self {
+        let (seed, epochs, max_latency) = (spec.seed, spec.epochs, crate::run::MAX_LATENCY);
         let mut timed = Vec::new();
         let mut triggered = Vec::new();
         for entry in &schedule.entries {
@@ -85,7 +87,7 @@ impl Driver {
             undo_seq: 0,
             restarts: BTreeMap::new(),
             deferred_status: Vec::new(),
-            churn: ChaCha8Rng::seed_from_u64(seed ^ 0x6368_7572_6e),
+            churn: ChaCha8Rng::seed_from_u64(seed ^ 0x0063_6875_726e),
             epochs_planned: epochs,
             epochs_started: 0,
             max_latency,

@@ -60,7 +60,7 @@ pub fn run(spec: &RunSpec) -> RunResult {
     let (chain, encoding, recorder) = (cluster.chain.clone(), cluster.encoding.clone(), cluster.recorder.clone());
     let control = control::install(&mut cluster.sim, slots, chain, encoding, recorder);
     cluster.recorder.record_at(0, None, TraceKind::Harness(format!("run seed={} bugs={:?}", spec.seed, spec.bugs.iter().map(|b| b.name()).collect::<Vec<_>>())));
-    let mut driver = Driver::new(cluster, control, log, knobs.clone(), &schedule, spec.seed, spec.epochs, MAX_LATENCY);
+    let mut driver = Driver::new(cluster, control, log, spec, knobs.clone(), &schedule);
     let judge = budget::check(&schedule, usize::from(spec.nodes)).is_ok();
     if driver.chaos(chaos) && driver.violation.is_none() {
         driver.violation = driver.liveness(judge);
