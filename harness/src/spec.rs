@@ -91,7 +91,9 @@ impl RunSpec {
 
     /// The knobs of this run (drawn from the seed unless given).
     pub fn resolved_knobs(&self) -> Knobs {
-        self.knobs.clone().unwrap_or_else(|| Knobs::draw(self.seed, &self.shape()))
+        self.knobs
+            .clone()
+            .unwrap_or_else(|| Knobs::draw(self.seed, &self.shape()))
     }
 
     /// The chaos phase: one epoch length per epoch plus one more for the last change.
@@ -104,7 +106,13 @@ impl RunSpec {
         let knobs_free_duration = Duration::from_secs(60);
         Shape {
             nodes: self.node_names(),
-            fail_points: FAIL_POINTS.iter().map(|(n, k)| FailPointSpec { name: n.to_string(), kind: *k }).collect(),
+            fail_points: FAIL_POINTS
+                .iter()
+                .map(|(n, k)| FailPointSpec {
+                    name: n.to_string(),
+                    kind: *k,
+                })
+                .collect(),
             statuses: STATUS_FAULTS.iter().map(|s| s.to_string()).collect(),
             duration: knobs_free_duration,
         }

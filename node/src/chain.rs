@@ -19,7 +19,11 @@ pub struct Committee {
 impl Committee {
     /// Shards owned by `node`.
     pub fn shards_of(&self, node: NodeId) -> BTreeSet<ShardIndex> {
-        self.shards.iter().filter(|(_, n)| **n == node).map(|(s, _)| *s).collect()
+        self.shards
+            .iter()
+            .filter(|(_, n)| **n == node)
+            .map(|(s, _)| *s)
+            .collect()
     }
 
     /// Owner of `shard`.
@@ -44,12 +48,29 @@ impl Committee {
 /// One event of the chain's event stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChainEvent {
-    BlobRegistered { blob: BlobId, end_epoch: Epoch, epoch: Epoch },
-    BlobCertified { blob: BlobId, epoch: Epoch },
-    BlobDeleted { blob: BlobId, epoch: Epoch },
-    BlobInvalidated { blob: BlobId, epoch: Epoch },
-    EpochChangeStart { epoch: Epoch },
-    EpochChangeDone { epoch: Epoch },
+    BlobRegistered {
+        blob: BlobId,
+        end_epoch: Epoch,
+        epoch: Epoch,
+    },
+    BlobCertified {
+        blob: BlobId,
+        epoch: Epoch,
+    },
+    BlobDeleted {
+        blob: BlobId,
+        epoch: Epoch,
+    },
+    BlobInvalidated {
+        blob: BlobId,
+        epoch: Epoch,
+    },
+    EpochChangeStart {
+        epoch: Epoch,
+    },
+    EpochChangeDone {
+        epoch: Epoch,
+    },
 }
 
 impl ChainEvent {
@@ -69,12 +90,22 @@ impl ChainEvent {
 impl fmt::Display for ChainEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChainEvent::BlobRegistered { blob, end_epoch, epoch } => {
+            ChainEvent::BlobRegistered {
+                blob,
+                end_epoch,
+                epoch,
+            } => {
                 write!(f, "blob-registered {blob} end={end_epoch} epoch={epoch}")
             }
-            ChainEvent::BlobCertified { blob, epoch } => write!(f, "blob-certified {blob} epoch={epoch}"),
-            ChainEvent::BlobDeleted { blob, epoch } => write!(f, "blob-deleted {blob} epoch={epoch}"),
-            ChainEvent::BlobInvalidated { blob, epoch } => write!(f, "blob-invalidated {blob} epoch={epoch}"),
+            ChainEvent::BlobCertified { blob, epoch } => {
+                write!(f, "blob-certified {blob} epoch={epoch}")
+            }
+            ChainEvent::BlobDeleted { blob, epoch } => {
+                write!(f, "blob-deleted {blob} epoch={epoch}")
+            }
+            ChainEvent::BlobInvalidated { blob, epoch } => {
+                write!(f, "blob-invalidated {blob} epoch={epoch}")
+            }
             ChainEvent::EpochChangeStart { epoch } => write!(f, "epoch-change-start {epoch}"),
             ChainEvent::EpochChangeDone { epoch } => write!(f, "epoch-change-done {epoch}"),
         }
@@ -94,8 +125,14 @@ pub enum ChainError {
     EpochChangeInProgress(Epoch),
     #[error("committee must assign every shard 0..{expected}, got {got} shards")]
     BadCommittee { expected: usize, got: usize },
-    #[error("certificate for {blob} was collected in epoch {certificate}, the chain is at {current}")]
-    StaleCertificate { blob: BlobId, certificate: Epoch, current: Epoch },
+    #[error(
+        "certificate for {blob} was collected in epoch {certificate}, the chain is at {current}"
+    )]
+    StaleCertificate {
+        blob: BlobId,
+        certificate: Epoch,
+        current: Epoch,
+    },
     #[error("node {0} is not registered")]
     UnknownNode(NodeId),
 }
@@ -113,7 +150,10 @@ pub struct BlobRecord {
 impl BlobRecord {
     /// Certified and not retired at `epoch`.
     pub fn is_certified_at(&self, epoch: Epoch) -> bool {
-        self.certified_epoch.is_some_and(|c| c <= epoch) && !self.deleted && !self.invalid && self.end_epoch > epoch
+        self.certified_epoch.is_some_and(|c| c <= epoch)
+            && !self.deleted
+            && !self.invalid
+            && self.end_epoch > epoch
     }
 }
 
@@ -141,11 +181,29 @@ impl Chain {
     /// with `genesis` as its committee, has started: every genesis member gains its shards.
     pub fn new(genesis: BTreeMap<ShardIndex, NodeId>) -> Self {
         let n_shards = genesis.len();
-        let mut state = ChainState { epoch: 1, n_shards, ..Default::default() };
-        state.committees.insert(0, Committee { epoch: 0, shards: BTreeMap::new() });
-        state.committees.insert(1, Committee { epoch: 1, shards: genesis });
+        let mut state = ChainState {
+            epoch: 1,
+            n_shards,
+            ..Default::default()
+        };
+        state.committees.insert(
+            0,
+            Committee {
+                epoch: 0,
+                shards: BTreeMap::new(),
+            },
+        );
+        state.committees.insert(
+            1,
+            Committee {
+                epoch: 1,
+                shards: genesis,
+            },
+        );
         state.events.push(ChainEvent::EpochChangeStart { epoch: 1 });
-        Self { state: Arc::new(Mutex::new(state)) }
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
     }
 
     /// Operator override: ends the running epoch change without attestations (test fixtures).
@@ -158,7 +216,9 @@ impl Chain {
     }
 
     fn lock(&self) -> MutexGuard<'_, ChainState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers a node's public key (ed25519, 32 bytes).
@@ -188,14 +248,21 @@ impl Chain {
     }
 
     /// Starts the epoch change to `epoch + 1` with `shards` as its committee.
-    pub fn start_epoch_change(&self, shards: BTreeMap<ShardIndex, NodeId>) -> Result<Epoch, ChainError> {
+    pub fn start_epoch_change(
+        &self,
+        shards: BTreeMap<ShardIndex, NodeId>,
+    ) -> Result<Epoch, ChainError> {
         let mut s = self.lock();
         if !s.done.contains(&s.epoch) {
             return Err(ChainError::EpochChangeInProgress(s.epoch));
         }
-        let complete = shards.len() == s.n_shards && shards.keys().enumerate().all(|(i, k)| k.0 as usize == i);
+        let complete =
+            shards.len() == s.n_shards && shards.keys().enumerate().all(|(i, k)| k.0 as usize == i);
         if !complete {
-            return Err(ChainError::BadCommittee { expected: s.n_shards, got: shards.len() });
+            return Err(ChainError::BadCommittee {
+                expected: s.n_shards,
+                got: shards.len(),
+            });
         }
         s.epoch += 1;
         let epoch = s.epoch;
@@ -211,13 +278,19 @@ impl Chain {
         if epoch != s.epoch || s.done.contains(&epoch) {
             return;
         }
-        let Some(committee) = s.committees.get(&epoch).cloned() else { return };
+        let Some(committee) = s.committees.get(&epoch).cloned() else {
+            return;
+        };
         if !committee.contains(node) {
             return;
         }
         let attested = s.attestations.entry(epoch).or_default();
         attested.insert(node);
-        let weight = committee.shards.values().filter(|n| attested.contains(n)).count();
+        let weight = committee
+            .shards
+            .values()
+            .filter(|n| attested.contains(n))
+            .count();
         if 3 * weight > 2 * committee.n_shards() {
             s.done.insert(epoch);
             s.events.push(ChainEvent::EpochChangeDone { epoch });
@@ -226,7 +299,11 @@ impl Chain {
 
     /// Nodes that attested `epoch`.
     pub fn attestations(&self, epoch: Epoch) -> BTreeSet<NodeId> {
-        self.lock().attestations.get(&epoch).cloned().unwrap_or_default()
+        self.lock()
+            .attestations
+            .get(&epoch)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn register_blob(&self, blob: BlobId, lifetime_epochs: Epoch) -> Result<(), ChainError> {
@@ -238,9 +315,19 @@ impl Chain {
         let end_epoch = epoch + lifetime_epochs;
         s.blobs.insert(
             blob,
-            BlobRecord { registered_epoch: epoch, end_epoch, certified_epoch: None, deleted: false, invalid: false },
+            BlobRecord {
+                registered_epoch: epoch,
+                end_epoch,
+                certified_epoch: None,
+                deleted: false,
+                invalid: false,
+            },
         );
-        s.events.push(ChainEvent::BlobRegistered { blob, end_epoch, epoch });
+        s.events.push(ChainEvent::BlobRegistered {
+            blob,
+            end_epoch,
+            epoch,
+        });
         Ok(())
     }
 
@@ -248,7 +335,11 @@ impl Chain {
     /// longer current do not count, so a stale certificate is rejected.
     pub fn certify_blob_from(&self, blob: BlobId, epoch: Epoch) -> Result<(), ChainError> {
         if epoch != self.epoch() {
-            return Err(ChainError::StaleCertificate { blob, certificate: epoch, current: self.epoch() });
+            return Err(ChainError::StaleCertificate {
+                blob,
+                certificate: epoch,
+                current: self.epoch(),
+            });
         }
         self.certify_blob(blob)
     }
@@ -257,7 +348,10 @@ impl Chain {
     pub fn certify_blob(&self, blob: BlobId) -> Result<(), ChainError> {
         let mut s = self.lock();
         let epoch = s.epoch;
-        let record = s.blobs.get_mut(&blob).ok_or(ChainError::UnknownBlob(blob))?;
+        let record = s
+            .blobs
+            .get_mut(&blob)
+            .ok_or(ChainError::UnknownBlob(blob))?;
         if record.certified_epoch.is_some() {
             return Ok(());
         }
@@ -272,7 +366,10 @@ impl Chain {
     pub fn delete_blob(&self, blob: BlobId) -> Result<(), ChainError> {
         let mut s = self.lock();
         let epoch = s.epoch;
-        let record = s.blobs.get_mut(&blob).ok_or(ChainError::UnknownBlob(blob))?;
+        let record = s
+            .blobs
+            .get_mut(&blob)
+            .ok_or(ChainError::UnknownBlob(blob))?;
         if record.deleted {
             return Ok(());
         }
@@ -285,7 +382,10 @@ impl Chain {
     pub fn invalidate_blob(&self, blob: BlobId) -> Result<(), ChainError> {
         let mut s = self.lock();
         let epoch = s.epoch;
-        let record = s.blobs.get_mut(&blob).ok_or(ChainError::UnknownBlob(blob))?;
+        let record = s
+            .blobs
+            .get_mut(&blob)
+            .ok_or(ChainError::UnknownBlob(blob))?;
         if record.invalid {
             return Ok(());
         }
@@ -307,7 +407,13 @@ impl Chain {
     pub fn events_from(&self, from: u64, max: usize) -> Vec<(u64, ChainEvent)> {
         let s = self.lock();
         let start = from.max(s.first_available_event) as usize;
-        s.events.iter().enumerate().skip(start).take(max).map(|(i, e)| (i as u64, e.clone())).collect()
+        s.events
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(max)
+            .map(|(i, e)| (i as u64, e.clone()))
+            .collect()
     }
 
     /// Index of the next event to be emitted.
@@ -329,7 +435,9 @@ impl Chain {
     /// Epoch of the first available event (its epoch, or the current epoch if none).
     pub fn first_complete_epoch(&self) -> Epoch {
         let s = self.lock();
-        s.events.get(s.first_available_event as usize).map_or(s.epoch, |e| e.epoch())
+        s.events
+            .get(s.first_available_event as usize)
+            .map_or(s.epoch, |e| e.epoch())
     }
 }
 
@@ -344,14 +452,23 @@ mod tests {
     #[test]
     fn epoch_change_ends_after_a_two_thirds_quorum_of_shards() {
         let chain = Chain::new(genesis(6, 3));
-        assert_eq!(chain.start_epoch_change(genesis(6, 3)), Err(ChainError::EpochChangeInProgress(1)));
+        assert_eq!(
+            chain.start_epoch_change(genesis(6, 3)),
+            Err(ChainError::EpochChangeInProgress(1))
+        );
         chain.force_epoch_change_done();
         let e = chain.start_epoch_change(genesis(6, 3)).unwrap();
         assert_eq!(e, 2);
-        assert_eq!(chain.start_epoch_change(genesis(6, 3)), Err(ChainError::EpochChangeInProgress(2)));
+        assert_eq!(
+            chain.start_epoch_change(genesis(6, 3)),
+            Err(ChainError::EpochChangeInProgress(2))
+        );
         chain.epoch_sync_done(NodeId(0), 2);
         chain.epoch_sync_done(NodeId(1), 2);
-        assert!(!chain.is_epoch_change_done(2), "4 of 6 shards is not more than two thirds");
+        assert!(
+            !chain.is_epoch_change_done(2),
+            "4 of 6 shards is not more than two thirds"
+        );
         chain.epoch_sync_done(NodeId(2), 2);
         assert!(chain.is_epoch_change_done(2));
         assert!(chain.start_epoch_change(genesis(6, 2)).is_ok());
@@ -372,15 +489,31 @@ mod tests {
         let chain = Chain::new(genesis(4, 2));
         let b = BlobId([7; 32]);
         chain.register_blob(b, 3).unwrap();
-        assert_eq!(chain.register_blob(b, 3), Err(ChainError::AlreadyRegistered(b)));
+        assert_eq!(
+            chain.register_blob(b, 3),
+            Err(ChainError::AlreadyRegistered(b))
+        );
         chain.certify_blob(b).unwrap();
         chain.delete_blob(b).unwrap();
-        let events: Vec<_> = chain.events_from(1, 10).into_iter().map(|(_, e)| e).collect();
+        let events: Vec<_> = chain
+            .events_from(1, 10)
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
         assert_eq!(events.len(), 3);
-        assert!(matches!(events[1], ChainEvent::BlobCertified { epoch: 1, .. }));
+        assert!(matches!(
+            events[1],
+            ChainEvent::BlobCertified { epoch: 1, .. }
+        ));
         assert!(!chain.blob(b).unwrap().is_certified_at(1));
-        assert_eq!(chain.certify_blob(BlobId([1; 32])), Err(ChainError::UnknownBlob(BlobId([1; 32]))));
-        assert!(matches!(chain.certify_blob_from(b, 0), Err(ChainError::StaleCertificate { .. })));
+        assert_eq!(
+            chain.certify_blob(BlobId([1; 32])),
+            Err(ChainError::UnknownBlob(BlobId([1; 32])))
+        );
+        assert!(matches!(
+            chain.certify_blob_from(b, 0),
+            Err(ChainError::StaleCertificate { .. })
+        ));
     }
 
     #[test]
@@ -388,6 +521,12 @@ mod tests {
         let chain = Chain::new(genesis(4, 2));
         chain.force_epoch_change_done();
         let err = chain.start_epoch_change(genesis(3, 2)).unwrap_err();
-        assert_eq!(err, ChainError::BadCommittee { expected: 4, got: 3 });
+        assert_eq!(
+            err,
+            ChainError::BadCommittee {
+                expected: 4,
+                got: 3
+            }
+        );
     }
 }

@@ -79,7 +79,10 @@ pub struct UnknownBug(pub String);
 impl std::str::FromStr for Bug {
     type Err = UnknownBug;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| UnknownBug(s.to_string()))
+        Bug::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBug(s.to_string()))
     }
 }
 
@@ -171,7 +174,9 @@ impl NodeConfig {
 
     /// Backoff before sync retry `attempt` (0-based): `min(max, min * 2^i + jitter)`.
     pub fn sync_backoff(&self, attempt: u32, jitter_ms: u64) -> Duration {
-        let exp = self.backoff_min.saturating_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX));
+        let exp = self
+            .backoff_min
+            .saturating_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX));
         (exp + Duration::from_millis(jitter_ms)).min(self.backoff_max)
     }
 }

@@ -69,7 +69,12 @@ pub enum SyncOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeEvent {
     Started,
-    NodeStatus { from: Option<NodeStatus>, to: NodeStatus, writer: NodeStatusWriter, task: Option<TaskId> },
+    NodeStatus {
+        from: Option<NodeStatus>,
+        to: NodeStatus,
+        writer: NodeStatusWriter,
+        task: Option<TaskId>,
+    },
     ShardStatus {
         shard: ShardIndex,
         from: Option<ShardStatus>,
@@ -78,30 +83,87 @@ pub enum ProbeEvent {
         /// The node's committee epoch at the write.
         epoch: Epoch,
     },
-    ShardCreated { shard: ShardIndex },
-    ShardDropped { shard: ShardIndex },
-    OuterTaskStart { task: TaskId, shards: Vec<ShardIndex> },
-    OuterTaskAborted { task: TaskId },
-    MetadataRecoveryStart { task: TaskId },
-    MetadataRecoveryFinish { task: TaskId, ok: bool, blobs: usize },
-    SyncStart { shard: ShardIndex, epoch: Epoch },
-    SyncFinish { shard: ShardIndex, epoch: Epoch, outcome: SyncOutcome },
+    ShardCreated {
+        shard: ShardIndex,
+    },
+    ShardDropped {
+        shard: ShardIndex,
+    },
+    OuterTaskStart {
+        task: TaskId,
+        shards: Vec<ShardIndex>,
+    },
+    OuterTaskAborted {
+        task: TaskId,
+    },
+    MetadataRecoveryStart {
+        task: TaskId,
+    },
+    MetadataRecoveryFinish {
+        task: TaskId,
+        ok: bool,
+        blobs: usize,
+    },
+    SyncStart {
+        shard: ShardIndex,
+        epoch: Epoch,
+    },
+    SyncFinish {
+        shard: ShardIndex,
+        epoch: Epoch,
+        outcome: SyncOutcome,
+    },
     /// A committed batch of a transfer: progress is now `(last, ty)`.
-    SyncProgress { shard: ShardIndex, ty: SliverType, first: BlobId, last: BlobId, slivers: usize, skipped: usize },
+    SyncProgress {
+        shard: ShardIndex,
+        ty: SliverType,
+        first: BlobId,
+        last: BlobId,
+        slivers: usize,
+        skipped: usize,
+    },
     /// A sliver was stored by sync, recovery or an upload; `verified` says it matched metadata.
-    SliverStored { shard: ShardIndex, ty: SliverType, blob: BlobId, verified: bool },
-    DirectRecovery { shard: ShardIndex },
-    RecoveryStart { shard: ShardIndex, pending: usize },
-    Attestation { epoch: Epoch, path: AttestationPath, tasks_in_flight: usize, tasks_failed: usize },
-    EpochChangeStart { epoch: Epoch },
-    RecoveryMode { event_epoch: Epoch },
-    BlobInvalidated { blob: BlobId },
-    NodeRecoveryStart { epoch: Epoch },
-    Fatal { error: String },
+    SliverStored {
+        shard: ShardIndex,
+        ty: SliverType,
+        blob: BlobId,
+        verified: bool,
+    },
+    /// The sync switched to direct recovery: `forced` by an error, or for lack of progress.
+    DirectRecovery {
+        shard: ShardIndex,
+        forced: bool,
+    },
+    RecoveryStart {
+        shard: ShardIndex,
+        pending: usize,
+    },
+    Attestation {
+        epoch: Epoch,
+        path: AttestationPath,
+        tasks_in_flight: usize,
+        tasks_failed: usize,
+    },
+    EpochChangeStart {
+        epoch: Epoch,
+    },
+    RecoveryMode {
+        event_epoch: Epoch,
+    },
+    BlobInvalidated {
+        blob: BlobId,
+    },
+    NodeRecoveryStart {
+        epoch: Epoch,
+    },
+    Fatal {
+        error: String,
+    },
 }
 
 fn opt<T: fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map_or_else(|| "-".to_string(), |v| v.to_string())
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 impl fmt::Display for ProbeEvent {
@@ -134,7 +196,7 @@ impl fmt::Display for ProbeEvent {
             SliverStored { shard, ty, blob, verified } => {
                 write!(f, "sliver-stored {shard} {ty} {blob} verified={verified}")
             }
-            DirectRecovery { shard } => write!(f, "direct-recovery {shard}"),
+            DirectRecovery { shard, forced } => write!(f, "direct-recovery {shard} forced={forced}"),
             RecoveryStart { shard, pending } => write!(f, "recovery-start {shard} pending={pending}"),
             Attestation { epoch, path, tasks_in_flight, tasks_failed } => write!(
                 f,

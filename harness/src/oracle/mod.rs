@@ -28,6 +28,9 @@ pub enum Invariant {
     /// 6: `epoch_sync_done` only when no sync is in flight or failed and every owned shard is
     /// `Active`.
     PrematureAttestation,
+    /// A sync switches to direct recovery only when forced by an error or after no progress
+    /// for `switch_to_recovery_interval`.
+    RecoverySwitch,
     /// No unverified sliver is stored; every stored sliver matches its blob's encoding.
     UnverifiedSliver,
     /// A node panicked (a host of the simulation failed).
@@ -39,13 +42,14 @@ pub enum Invariant {
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 10] = [
+    pub const ALL: [Invariant; 11] = [
         Invariant::LegalTransition,
         Invariant::MetadataCompletion,
         Invariant::LockedShardRewritten,
         Invariant::SyncOfUnownedShard,
         Invariant::ProgressMonotonic,
         Invariant::PrematureAttestation,
+        Invariant::RecoverySwitch,
         Invariant::UnverifiedSliver,
         Invariant::NodePanic,
         Invariant::Reconstructible,
@@ -60,6 +64,7 @@ impl Invariant {
             Invariant::SyncOfUnownedShard => "sync-of-unowned-shard",
             Invariant::ProgressMonotonic => "progress-monotonic",
             Invariant::PrematureAttestation => "premature-attestation",
+            Invariant::RecoverySwitch => "recovery-switch",
             Invariant::UnverifiedSliver => "unverified-sliver",
             Invariant::NodePanic => "node-panic",
             Invariant::Reconstructible => "reconstructible",
@@ -77,7 +82,10 @@ impl fmt::Display for Invariant {
 impl std::str::FromStr for Invariant {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Invariant::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| format!("unknown invariant `{s}`"))
+        Invariant::ALL
+            .into_iter()
+            .find(|i| i.name() == s)
+            .ok_or_else(|| format!("unknown invariant `{s}`"))
     }
 }
 

@@ -3,8 +3,13 @@
 
 use super::{Invariant, Violation};
 use crate::trace::{TraceEvent, TraceKind};
-use shardstorm_node::ctx::{AttestationPath, NodeStatusWriter, ShardStatusWriter, SyncOutcome, TaskId};
-use shardstorm_node::{legal_transition, BlobId, Chain, Epoch, NodeId, NodeStatus, ProbeEvent, ShardIndex, ShardStatus, SliverType};
+use shardstorm_node::ctx::{
+    AttestationPath, NodeStatusWriter, ShardStatusWriter, SyncOutcome, TaskId,
+};
+use shardstorm_node::{
+    legal_transition, BlobId, Chain, Epoch, NodeId, NodeStatus, ProbeEvent, ShardIndex,
+    ShardStatus, SliverType,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the oracle knows of one node.
@@ -18,6 +23,8 @@ pub struct NodeModel {
     pub sync_failed: BTreeSet<ShardIndex>,
     /// Last committed progress per (shard, type); persisted, so it survives restarts.
     progress: BTreeMap<(ShardIndex, SliverType), BlobId>,
+    /// Per shard: simulated ms of the running sync's start or last committed progress.
+    last_progress_ms: BTreeMap<ShardIndex, u64>,
     /// The last metadata recovery of this process failed (the spec leaves the node in
     /// `RecoverMetadata` until a restart or a new `start_sync_shards`).
     pub metadata_failed: bool,
@@ -36,6 +43,8 @@ impl NodeModel {
 /// The incremental safety checker.
 pub struct SafetyOracle {
     chain: Chain,
+    /// The nodes' `switch_to_recovery_interval`, in ms.
+    switch_interval_ms: u64,
     pub nodes: BTreeMap<NodeId, NodeModel>,
     checked: usize,
 }
@@ -48,12 +57,27 @@ struct Found {
 }
 
 fn found(invariant: Invariant, shard: Option<ShardIndex>, message: String) -> Option<Found> {
-    Some(Found { invariant, shard, message })
+    Some(Found {
+        invariant,
+        shard,
+        message,
+    })
 }
 
 impl SafetyOracle {
     pub fn new(chain: Chain) -> Self {
-        Self { chain, nodes: BTreeMap::new(), checked: 0 }
+        let switch = shardstorm_node::NodeConfig::simulation().switch_to_recovery_interval;
+        Self::with_switch_interval(chain, switch.as_millis() as u64)
+    }
+
+    /// An oracle for nodes configured with another `switch_to_recovery_interval`.
+    pub fn with_switch_interval(chain: Chain, switch_interval_ms: u64) -> Self {
+        Self {
+            chain,
+            switch_interval_ms,
+            nodes: BTreeMap::new(),
+            checked: 0,
+        }
     }
 
     /// How many trace events were checked so far.
@@ -67,10 +91,15 @@ impl SafetyOracle {
             let index = self.checked;
             self.checked += 1;
             let event = &events[index];
-            let (Some(node), TraceKind::Probe(probe)) = (event.node, &event.kind) else { continue };
-            if let Some(f) = self.apply(node, probe) {
+            let (Some(node), TraceKind::Probe(probe)) = (event.node, &event.kind) else {
+                continue;
+            };
+            if let Some(f) = self.apply(node, probe, event.t_ms) {
                 let start = index.saturating_sub(29);
-                let context = events[start..=index].iter().map(|e| e.to_string()).collect();
+                let context = events[start..=index]
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect();
                 return Some(Violation {
                     invariant: f.invariant,
                     node: Some(node),
@@ -89,10 +118,14 @@ impl SafetyOracle {
     }
 
     /// Updates the model with one probe event and checks it.
-    fn apply(&mut self, node: NodeId, event: &ProbeEvent) -> Option<Found> {
+    fn apply(&mut self, node: NodeId, event: &ProbeEvent, t_ms: u64) -> Option<Found> {
+        let switch_interval_ms = self.switch_interval_ms;
         let chain_epoch = self.chain.epoch();
-        let owned_now: BTreeSet<ShardIndex> =
-            self.chain.committee(chain_epoch).map(|c| c.shards_of(node)).unwrap_or_default();
+        let owned_now: BTreeSet<ShardIndex> = self
+            .chain
+            .committee(chain_epoch)
+            .map(|c| c.shards_of(node))
+            .unwrap_or_default();
         let model = self.nodes.entry(node).or_default();
         match event {
             ProbeEvent::Started => {
@@ -102,7 +135,12 @@ impl SafetyOracle {
                 model.sync_failed.clear();
                 None
             }
-            ProbeEvent::NodeStatus { from, to, writer, task } => {
+            ProbeEvent::NodeStatus {
+                from,
+                to,
+                writer,
+                task,
+            } => {
                 let result = check_node_status(model, from.as_ref(), to, *writer, *task);
                 model.status = Some(*to);
                 result
@@ -114,10 +152,17 @@ impl SafetyOracle {
                 }
                 None
             }
-            ProbeEvent::ShardStatus { shard, from, to, writer, epoch } => {
+            ProbeEvent::ShardStatus {
+                shard,
+                from,
+                to,
+                writer,
+                epoch,
+            } => {
                 let owner = self.owner(*epoch, *shard);
                 let model = self.nodes.entry(node).or_default();
-                let result = check_shard_status(node, owner, *shard, from.as_ref(), *writer, *epoch);
+                let result =
+                    check_shard_status(node, owner, *shard, from.as_ref(), *writer, *epoch);
                 model.shards.insert(*shard, *to);
                 if *writer == ShardStatusWriter::S2 {
                     model.progress.retain(|(s, _), _| s != shard);
@@ -130,6 +175,7 @@ impl SafetyOracle {
                 None
             }
             ProbeEvent::SyncStart { shard, .. } => {
+                model.last_progress_ms.insert(*shard, t_ms);
                 model.sync_running.insert(*shard);
                 model.sync_failed.remove(shard);
                 None
@@ -145,15 +191,62 @@ impl SafetyOracle {
                 }
                 None
             }
-            ProbeEvent::SyncProgress { shard, ty, first, last, .. } => check_progress(model, *shard, *ty, *first, *last),
-            ProbeEvent::SliverStored { shard, ty, blob, verified: false } => found(
+            ProbeEvent::SyncProgress {
+                shard,
+                ty,
+                first,
+                last,
+                ..
+            } => {
+                model.last_progress_ms.insert(*shard, t_ms);
+                check_progress(model, *shard, *ty, *first, *last)
+            }
+            ProbeEvent::DirectRecovery {
+                shard,
+                forced: false,
+            } => {
+                let since = model
+                    .last_progress_ms
+                    .get(shard)
+                    .map(|p| t_ms.saturating_sub(*p));
+                match since {
+                    Some(ms) if ms < switch_interval_ms => found(
+                        Invariant::RecoverySwitch,
+                        Some(*shard),
+                        format!("switched to direct recovery {ms} ms after progress (interval {switch_interval_ms} ms)"),
+                    ),
+                    _ => None,
+                }
+            }
+            ProbeEvent::SliverStored {
+                shard,
+                ty,
+                blob,
+                verified: false,
+            } => found(
                 Invariant::UnverifiedSliver,
                 Some(*shard),
                 format!("stored an unverified {ty} sliver of blob {blob}"),
             ),
-            ProbeEvent::Attestation { epoch, path, tasks_in_flight, tasks_failed } => {
-                let owned = if *epoch == chain_epoch { owned_now } else { BTreeSet::new() };
-                check_attestation(model, *epoch, *path, *tasks_in_flight, *tasks_failed, &owned)
+            ProbeEvent::Attestation {
+                epoch,
+                path,
+                tasks_in_flight,
+                tasks_failed,
+            } => {
+                let owned = if *epoch == chain_epoch {
+                    owned_now
+                } else {
+                    BTreeSet::new()
+                };
+                check_attestation(
+                    model,
+                    *epoch,
+                    *path,
+                    *tasks_in_flight,
+                    *tasks_failed,
+                    &owned,
+                )
             }
             _ => None,
         }
@@ -168,12 +261,17 @@ fn check_node_status(
     writer: NodeStatusWriter,
     task: Option<TaskId>,
 ) -> Option<Found> {
-    if writer == NodeStatusWriter::N10 || (from == Some(&NodeStatus::RecoverMetadata) && *to == NodeStatus::Active) {
+    if writer == NodeStatusWriter::N10
+        || (from == Some(&NodeStatus::RecoverMetadata) && *to == NodeStatus::Active)
+    {
         if from != Some(&NodeStatus::RecoverMetadata) {
             return found(
                 Invariant::MetadataCompletion,
                 None,
-                format!("{writer:?} wrote Active over {} (not RecoverMetadata)", fmt_status(from)),
+                format!(
+                    "{writer:?} wrote Active over {} (not RecoverMetadata)",
+                    fmt_status(from)
+                ),
             );
         }
         let completed = task.is_some_and(|t| model.metadata_done.contains(&t));
@@ -186,7 +284,14 @@ fn check_node_status(
         }
     }
     if !legal_transition(from, to) {
-        return found(Invariant::LegalTransition, None, format!("illegal transition {} -> {to} by {writer:?}", fmt_status(from)));
+        return found(
+            Invariant::LegalTransition,
+            None,
+            format!(
+                "illegal transition {} -> {to} by {writer:?}",
+                fmt_status(from)
+            ),
+        );
     }
     None
 }
@@ -224,10 +329,20 @@ fn check_shard_status(
 }
 
 /// Invariant 5.
-fn check_progress(model: &mut NodeModel, shard: ShardIndex, ty: SliverType, first: BlobId, last: BlobId) -> Option<Found> {
+fn check_progress(
+    model: &mut NodeModel,
+    shard: ShardIndex,
+    ty: SliverType,
+    first: BlobId,
+    last: BlobId,
+) -> Option<Found> {
     let previous = model.progress.insert((shard, ty), last);
     if last < first {
-        return found(Invariant::ProgressMonotonic, Some(shard), format!("{ty} batch ends at {last} before it starts at {first}"));
+        return found(
+            Invariant::ProgressMonotonic,
+            Some(shard),
+            format!("{ty} batch ends at {last} before it starts at {first}"),
+        );
     }
     match previous {
         Some(p) if first <= p => found(
@@ -248,11 +363,15 @@ fn check_attestation(
     failed: usize,
     owned: &BTreeSet<ShardIndex>,
 ) -> Option<Found> {
-    if path == AttestationPath::ShardSync && (in_flight > 0 || failed > 0 || !model.sync_running.is_empty()) {
+    if path == AttestationPath::ShardSync
+        && (in_flight > 0 || failed > 0 || !model.sync_running.is_empty())
+    {
         return found(
             Invariant::PrematureAttestation,
             None,
-            format!("epoch_sync_done({epoch}) with {in_flight} syncs in flight and {failed} failed"),
+            format!(
+                "epoch_sync_done({epoch}) with {in_flight} syncs in flight and {failed} failed"
+            ),
         );
     }
     if path == AttestationPath::Finisher {
@@ -261,13 +380,24 @@ fn check_attestation(
     let not_active: Vec<String> = owned
         .iter()
         .filter(|s| model.shards.get(s) != Some(&ShardStatus::Active))
-        .map(|s| format!("{s}={}", model.shards.get(s).map_or("missing".to_string(), |st| st.to_string())))
+        .map(|s| {
+            format!(
+                "{s}={}",
+                model
+                    .shards
+                    .get(s)
+                    .map_or("missing".to_string(), |st| st.to_string())
+            )
+        })
         .collect();
     if !not_active.is_empty() {
         return found(
             Invariant::PrematureAttestation,
             None,
-            format!("epoch_sync_done({epoch}) by {path:?} while owned shards are not Active: {}", not_active.join(", ")),
+            format!(
+                "epoch_sync_done({epoch}) by {path:?} while owned shards are not Active: {}",
+                not_active.join(", ")
+            ),
         );
     }
     None

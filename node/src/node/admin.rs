@@ -84,9 +84,13 @@ pub(super) fn channel() -> (NodeHandle, mpsc::UnboundedReceiver<Message>) {
     (NodeHandle { tx }, rx)
 }
 
-async fn ask<T>(tx: &mpsc::UnboundedSender<Message>, make: impl FnOnce(Reply<T>) -> Message) -> Result<T, String> {
+async fn ask<T>(
+    tx: &mpsc::UnboundedSender<Message>,
+    make: impl FnOnce(Reply<T>) -> Message,
+) -> Result<T, String> {
     let (reply, rx) = oneshot::channel();
-    tx.send(make(reply)).map_err(|_| "node is down".to_string())?;
+    tx.send(make(reply))
+        .map_err(|_| "node is down".to_string())?;
     rx.await.map_err(|_| "node went down".to_string())?
 }
 
@@ -132,13 +136,19 @@ impl Node {
         match request {
             AdminRequest::StartSyncShards(shards) => self.start_sync_shards(shards, false).await,
             AdminRequest::RestartSyncs => self.clone().restart_syncs().await?,
-            AdminRequest::SetNodeStatus(s) => self.write_node_status(NodeStatusWriter::Direct, s, None).await?,
+            AdminRequest::SetNodeStatus(s) => {
+                self.write_node_status(NodeStatusWriter::Direct, s, None)
+                    .await?
+            }
             AdminRequest::SetShardStatus(shard, s) => {
-                self.write_shard_status(shard, s, ShardStatusWriter::Direct).await?
+                self.write_shard_status(shard, s, ShardStatusWriter::Direct)
+                    .await?
             }
             AdminRequest::CreateShard(shard) => self.create_shard(shard)?,
             AdminRequest::ClearMetadata => self.storage.clear_metadata()?,
-            AdminRequest::ReadCommittee(epoch) => self.set_view(CommitteeView::read(&self.chain, epoch)),
+            AdminRequest::ReadCommittee(epoch) => {
+                self.set_view(CommitteeView::read(&self.chain, epoch))
+            }
             AdminRequest::Seed(blobs) => self.seed(blobs)?,
         }
         Ok(())
@@ -150,7 +160,11 @@ impl Node {
             if let Some(m) = &b.metadata {
                 self.storage.put_metadata(b.blob, m)?;
             }
-            let writes: Vec<_> = b.slivers.into_iter().map(|(s, t, d)| (s, t, b.blob, d)).collect();
+            let writes: Vec<_> = b
+                .slivers
+                .into_iter()
+                .map(|(s, t, d)| (s, t, b.blob, d))
+                .collect();
             self.storage.put_slivers(&writes)?;
         }
         Ok(())
@@ -163,8 +177,16 @@ impl Node {
         }
         let (running, failed) = {
             let tasks = lock(&self.sync_tasks);
-            let failed: BTreeSet<_> = tasks.iter().filter(|(_, h)| h.is_finished()).map(|(s, _)| *s).collect();
-            let running = tasks.keys().filter(|s| !failed.contains(s)).copied().collect();
+            let failed: BTreeSet<_> = tasks
+                .iter()
+                .filter(|(_, h)| h.is_finished())
+                .map(|(s, _)| *s)
+                .collect();
+            let running = tasks
+                .keys()
+                .filter(|s| !failed.contains(s))
+                .copied()
+                .collect();
             (running, failed)
         };
         Ok(NodeSnapshot {
@@ -173,10 +195,18 @@ impl Node {
             shards,
             metadata: self.storage.metadata_ids()?.into_iter().collect(),
             event_cursor: self.storage.event_cursor()?,
-            outer_task_running: self.outer.lock().await.current.as_ref().is_some_and(|(_, h)| !h.is_finished()),
+            outer_task_running: self
+                .outer
+                .lock()
+                .await
+                .current
+                .as_ref()
+                .is_some_and(|(_, h)| !h.is_finished()),
             sync_tasks_running: running,
             sync_tasks_failed: failed,
-            node_recovery_running: lock(&self.node_recovery).as_ref().is_some_and(|h| !h.is_finished()),
+            node_recovery_running: lock(&self.node_recovery)
+                .as_ref()
+                .is_some_and(|h| !h.is_finished()),
         })
     }
 
@@ -191,7 +221,10 @@ impl Node {
             Ok(out)
         };
         Ok(ShardSnapshot {
-            status: self.storage.shard_status(shard)?.unwrap_or(ShardStatus::None),
+            status: self
+                .storage
+                .shard_status(shard)?
+                .unwrap_or(ShardStatus::None),
             primary: hashes(SliverType::Primary)?,
             secondary: hashes(SliverType::Secondary)?,
             pending: self.storage.pending(shard)?,

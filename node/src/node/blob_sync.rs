@@ -3,7 +3,9 @@
 //! inconsistency proof (the blob is invalidated on chain).
 
 use super::{lock, node_spawn, Node, NodeError};
-use crate::blob::{decode, encode, recover_sliver, verify_sliver, BlobMetadata, InconsistencyProof, RecoveryError};
+use crate::blob::{
+    decode, encode, recover_sliver, verify_sliver, BlobMetadata, InconsistencyProof, RecoveryError,
+};
 use crate::ctx::ProbeEvent;
 use crate::status::NodeStatus;
 use crate::storage::StorageError;
@@ -15,7 +17,10 @@ impl Node {
     /// Whether the blob is expired, deleted or invalid at the committee epoch (or unknown).
     pub(super) fn is_retired(&self, blob: BlobId) -> Result<bool, NodeError> {
         let epoch = self.committee_epoch();
-        Ok(self.storage.blob_info(blob)?.is_none_or(|info| info.is_retired_at(epoch)))
+        Ok(self
+            .storage
+            .blob_info(blob)?
+            .is_none_or(|info| info.is_retired_at(epoch)))
     }
 
     /// Stored metadata, or metadata recovered from other members (then stored).
@@ -27,12 +32,22 @@ impl Node {
     }
 
     /// Rebuilds and stores this node's sliver `(shard, ty)` of `blob`.
-    pub(super) async fn recover_and_store(&self, blob: BlobId, shard: ShardIndex, ty: SliverType, epoch: Epoch) -> Result<(), NodeError> {
+    pub(super) async fn recover_and_store(
+        &self,
+        blob: BlobId,
+        shard: ShardIndex,
+        ty: SliverType,
+        epoch: Epoch,
+    ) -> Result<(), NodeError> {
         let metadata = self.metadata_for(blob).await?;
         let symbols = self.collect_symbols(blob, ty, epoch).await;
         let mut rebuilt = recover_sliver(&self.encoding, &metadata, shard, ty, &symbols);
-        if matches!(rebuilt, Err(RecoveryError::NotEnoughSymbols { .. })) && ty == SliverType::Secondary {
-            rebuilt = self.rebuild_from_primaries(blob, &metadata, shard, epoch).await;
+        if matches!(rebuilt, Err(RecoveryError::NotEnoughSymbols { .. }))
+            && ty == SliverType::Secondary
+        {
+            rebuilt = self
+                .rebuild_from_primaries(blob, &metadata, shard, epoch)
+                .await;
         }
         match rebuilt {
             Ok(sliver) => {
@@ -41,7 +56,12 @@ impl Node {
                 }
                 self.ctx.fail.check("blob_sync.before_put_sliver").await?;
                 self.storage.put_sliver(shard, ty, blob, &sliver)?;
-                self.ctx.report(ProbeEvent::SliverStored { shard, ty, blob, verified: true });
+                self.ctx.report(ProbeEvent::SliverStored {
+                    shard,
+                    ty,
+                    blob,
+                    verified: true,
+                });
                 Ok(())
             }
             Err(RecoveryError::Inconsistent(_)) => {
@@ -66,18 +86,40 @@ impl Node {
         let primaries = self.collect_symbols(blob, SliverType::Primary, epoch).await;
         let data = decode(&self.encoding, metadata, &primaries)?;
         let encoded = encode(&self.encoding, &data)?;
-        let sliver = encoded.secondary.get(usize::from(shard.0)).cloned().unwrap_or_default();
+        let sliver = encoded
+            .secondary
+            .get(usize::from(shard.0))
+            .cloned()
+            .unwrap_or_default();
         if verify_sliver(metadata, shard, SliverType::Secondary, &sliver).is_err() {
-            return Err(RecoveryError::Inconsistent(InconsistencyProof { blob_id: blob, shard, ty: SliverType::Secondary }));
+            return Err(RecoveryError::Inconsistent(InconsistencyProof {
+                blob_id: blob,
+                shard,
+                ty: SliverType::Secondary,
+            }));
         }
         Ok(sliver)
     }
 
     /// Recovery symbols from every other member of the committee of `epoch` (and the
     /// previous one), in node order.
-    async fn collect_symbols(&self, blob: BlobId, ty: SliverType, epoch: Epoch) -> Vec<(ShardIndex, Vec<u8>)> {
-        let mut members = self.chain.committee(epoch).map(|c| c.members()).unwrap_or_default();
-        members.extend(self.chain.committee(epoch.saturating_sub(1)).map(|c| c.members()).unwrap_or_default());
+    async fn collect_symbols(
+        &self,
+        blob: BlobId,
+        ty: SliverType,
+        epoch: Epoch,
+    ) -> Vec<(ShardIndex, Vec<u8>)> {
+        let mut members = self
+            .chain
+            .committee(epoch)
+            .map(|c| c.members())
+            .unwrap_or_default();
+        members.extend(
+            self.chain
+                .committee(epoch.saturating_sub(1))
+                .map(|c| c.members())
+                .unwrap_or_default(),
+        );
         members.remove(&self.ctx.id);
         let request = Request::GetRecoverySymbols { blob, ty, epoch };
         let calls = members.into_iter().map(|m| self.call_node(m, &request));
@@ -95,14 +137,31 @@ impl Node {
     /// This node's own slivers of `ty` for `blob`, from every shard it stores.
     fn own_symbols(&self, blob: BlobId, ty: SliverType) -> Vec<(ShardIndex, Vec<u8>)> {
         let shards = self.storage.shards().unwrap_or_default();
-        shards.into_iter().filter_map(|s| self.storage.sliver(s, ty, blob).ok().flatten().map(|v| (s, v))).collect()
+        shards
+            .into_iter()
+            .filter_map(|s| {
+                self.storage
+                    .sliver(s, ty, blob)
+                    .ok()
+                    .flatten()
+                    .map(|v| (s, v))
+            })
+            .collect()
     }
 
     /// Blob sync for a newly certified blob (event `index`): fetch whatever owned shard lacks.
     /// The event completes when the sync does, so a crash replays it. Returns whether the event
     /// is complete already (no sync was needed: blob syncs never start while catching up).
-    pub(super) async fn start_blob_sync(self: &Arc<Self>, blob: BlobId, index: u64) -> Result<bool, NodeError> {
-        if self.storage.node_status()?.is_none_or(|s| s.is_catching_up()) {
+    pub(super) async fn start_blob_sync(
+        self: &Arc<Self>,
+        blob: BlobId,
+        index: u64,
+    ) -> Result<bool, NodeError> {
+        if self
+            .storage
+            .node_status()?
+            .is_none_or(|s| s.is_catching_up())
+        {
             return Ok(true);
         }
         let node = self.clone();
@@ -114,7 +173,9 @@ impl Node {
                         tracing::warn!(node = %node.ctx.id, error = %e, "cannot complete the certified event");
                     }
                 }
-                Err(e) => tracing::info!(node = %node.ctx.id, %blob, error = %e, "blob sync ended with an error"),
+                Err(e) => {
+                    tracing::info!(node = %node.ctx.id, %blob, error = %e, "blob sync ended with an error")
+                }
             }
         });
         if let Some((old_index, old)) = lock(&self.blob_syncs).insert(blob, (index, handle)) {
@@ -136,7 +197,10 @@ impl Node {
                 if self.storage.has_sliver(shard, ty, blob)? {
                     continue;
                 }
-                match self.recover_and_store_retrying(blob, shard, ty, epoch).await {
+                match self
+                    .recover_and_store_retrying(blob, shard, ty, epoch)
+                    .await
+                {
                     Err(NodeError::Storage(StorageError::ShardNotFound(_))) => break,
                     other => other?,
                 }
@@ -146,7 +210,13 @@ impl Node {
     }
 
     /// Retries a recovery until it succeeds or the blob retires.
-    pub(super) async fn recover_and_store_retrying(&self, blob: BlobId, shard: ShardIndex, ty: SliverType, epoch: Epoch) -> Result<(), NodeError> {
+    pub(super) async fn recover_and_store_retrying(
+        &self,
+        blob: BlobId,
+        shard: ShardIndex,
+        ty: SliverType,
+        epoch: Epoch,
+    ) -> Result<(), NodeError> {
         loop {
             match self.recover_and_store(blob, shard, ty, epoch).await {
                 Ok(()) | Err(NodeError::Retired) => return Ok(()),

@@ -28,7 +28,9 @@ impl CommitteeView {
     pub fn knows(&self, chain: &Chain, node: NodeId) -> bool {
         self.previous.contains(node)
             || self.current.contains(node)
-            || chain.committee(self.epoch() + 1).is_some_and(|c| c.contains(node))
+            || chain
+                .committee(self.epoch() + 1)
+                .is_some_and(|c| c.contains(node))
     }
 }
 
@@ -43,7 +45,11 @@ pub struct ShardDiff {
 
 impl ShardDiff {
     /// gained = C − P, to_lock = P − C, to_remove = X − (P ∪ C), all_owned = C.
-    pub fn compute(p: &BTreeSet<ShardIndex>, c: &BTreeSet<ShardIndex>, x: &BTreeSet<ShardIndex>) -> Self {
+    pub fn compute(
+        p: &BTreeSet<ShardIndex>,
+        c: &BTreeSet<ShardIndex>,
+        x: &BTreeSet<ShardIndex>,
+    ) -> Self {
         let p_or_c: BTreeSet<_> = p.union(c).copied().collect();
         Self {
             gained: c.difference(p).copied().collect(),

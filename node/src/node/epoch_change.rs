@@ -21,7 +21,11 @@ struct FinisherJob {
 
 impl Node {
     /// Processes `EpochChangeStart(e)`; returns whether the event is complete now.
-    pub(super) async fn process_epoch_change(self: &Arc<Self>, index: u64, e: Epoch) -> Result<bool, NodeError> {
+    pub(super) async fn process_epoch_change(
+        self: &Arc<Self>,
+        index: u64,
+        e: Epoch,
+    ) -> Result<bool, NodeError> {
         self.ctx.fail.check("epoch.change_start.entry").await?;
         self.ctx.report(ProbeEvent::EpochChangeStart { epoch: e });
         let previous_finisher = lock(&self.finisher).take();
@@ -57,7 +61,8 @@ impl Node {
         let member = view.current.contains(self.ctx.id);
         let new_joiner = status == NodeStatus::Standby && member;
         if !member {
-            self.write_node_status(NodeStatusWriter::N9, NodeStatus::Standby, None).await?;
+            self.write_node_status(NodeStatusWriter::N9, NodeStatus::Standby, None)
+                .await?;
         }
         if let Some(NodeStatus::RecoveryInProgress(_)) = self.status()? {
             drop(shard_map);
@@ -89,12 +94,19 @@ impl Node {
             }
             drop(shard_map);
             if new_joiner {
-                self.write_node_status(NodeStatusWriter::N8, NodeStatus::RecoverMetadata, None).await?;
+                self.write_node_status(NodeStatusWriter::N8, NodeStatus::RecoverMetadata, None)
+                    .await?;
             }
-            self.start_sync_shards(diff.gained.iter().copied().collect(), new_joiner).await;
+            self.start_sync_shards(diff.gained.iter().copied().collect(), new_joiner)
+                .await;
         }
         self.lock_shards(&diff.to_lock).await?;
-        self.start_finisher(FinisherJob { index, epoch: e, shards_gained: !diff.gained.is_empty(), to_remove: diff.to_remove });
+        self.start_finisher(FinisherJob {
+            index,
+            epoch: e,
+            shards_gained: !diff.gained.is_empty(),
+            to_remove: diff.to_remove,
+        });
         Ok(false)
     }
 
@@ -102,7 +114,8 @@ impl Node {
     async fn lock_shards(&self, to_lock: &BTreeSet<ShardIndex>) -> Result<(), NodeError> {
         for shard in to_lock {
             if self.storage.has_shard(*shard)? {
-                self.write_shard_status(*shard, ShardStatus::LockedToMove, ShardStatusWriter::S7).await?;
+                self.write_shard_status(*shard, ShardStatus::LockedToMove, ShardStatusWriter::S7)
+                    .await?;
             }
         }
         Ok(())
@@ -115,12 +128,21 @@ impl Node {
         }
         self.set_view(CommitteeView::read(&self.chain, e));
         let view = self.view();
-        let (in_previous, in_current) = (view.previous.contains(self.ctx.id), view.current.contains(self.ctx.id));
+        let (in_previous, in_current) = (
+            view.previous.contains(self.ctx.id),
+            view.current.contains(self.ctx.id),
+        );
         if !in_current {
-            self.write_node_status(NodeStatusWriter::N5, NodeStatus::Standby, None).await?;
+            self.write_node_status(NodeStatusWriter::N5, NodeStatus::Standby, None)
+                .await?;
             let diff = self.diff()?;
             self.lock_shards(&diff.to_lock).await?;
-            self.start_finisher(FinisherJob { index, epoch: e, shards_gained: false, to_remove: diff.to_remove });
+            self.start_finisher(FinisherJob {
+                index,
+                epoch: e,
+                shards_gained: false,
+                to_remove: diff.to_remove,
+            });
             return Ok(false);
         }
         let diff = self.diff()?;
@@ -129,7 +151,8 @@ impl Node {
             for shard in &diff.gained {
                 self.create_shard(*shard)?;
             }
-            self.write_node_status(NodeStatusWriter::N6, NodeStatus::RecoverMetadata, None).await?;
+            self.write_node_status(NodeStatusWriter::N6, NodeStatus::RecoverMetadata, None)
+                .await?;
             return self.shard_changes(index, e, true, shard_map).await;
         }
         self.full_recovery_path(index, e).await
@@ -147,7 +170,12 @@ impl Node {
 
     /// The full-recovery path (6.4).
     async fn full_recovery_path(self: &Arc<Self>, index: u64, e: Epoch) -> Result<bool, NodeError> {
-        self.write_node_status(NodeStatusWriter::N7, NodeStatus::RecoveryInProgress(e), None).await?;
+        self.write_node_status(
+            NodeStatusWriter::N7,
+            NodeStatus::RecoveryInProgress(e),
+            None,
+        )
+        .await?;
         let diff = self.diff()?;
         for shard in &diff.all_owned {
             self.create_shard(*shard)?;
@@ -157,20 +185,28 @@ impl Node {
                 self.cancel_shard_sync(*shard);
                 self.clear_pending(*shard)?;
             }
-            self.write_shard_status(*shard, ShardStatus::Active, ShardStatusWriter::S6).await?;
+            self.write_shard_status(*shard, ShardStatus::Active, ShardStatusWriter::S6)
+                .await?;
         }
         self.lock_shards(&diff.to_lock).await?;
         self.clone().restart_node_recovery(e);
         if diff.to_remove.is_empty() {
             return Ok(true);
         }
-        self.start_finisher(FinisherJob { index, epoch: e, shards_gained: true, to_remove: diff.to_remove });
+        self.start_finisher(FinisherJob {
+            index,
+            epoch: e,
+            shards_gained: true,
+            to_remove: diff.to_remove,
+        });
         Ok(false)
     }
 
     fn start_finisher(self: &Arc<Self>, job: FinisherJob) {
         let node = self.clone();
-        let handle = node_spawn(&self.ctx.fail, async move { node.finish_epoch_change(job).await });
+        let handle = node_spawn(&self.ctx.fail, async move {
+            node.finish_epoch_change(job).await
+        });
         *lock(&self.finisher) = Some(handle);
     }
 
@@ -181,14 +217,21 @@ impl Node {
         loop {
             match self.finisher_step(&job).await {
                 Ok(()) => break,
-                Err(e) => tracing::warn!(node = %self.ctx.id, epoch = job.epoch, error = %e, "finisher retry"),
+                Err(e) => {
+                    tracing::warn!(node = %self.ctx.id, epoch = job.epoch, error = %e, "finisher retry")
+                }
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.config.finisher_backoff_max);
         }
         while let Err(e) = self.mark_event_complete(job.index).await {
             tracing::warn!(node = %self.ctx.id, error = %e, "cannot persist the event cursor");
-            tokio::time::sleep(self.config.finisher_backoff_min.max(Duration::from_millis(10))).await;
+            tokio::time::sleep(
+                self.config
+                    .finisher_backoff_min
+                    .max(Duration::from_millis(10)),
+            )
+            .await;
         }
     }
 

@@ -46,7 +46,10 @@ pub enum SyncDecision {
 /// Spec 4.3: classifies the error of a transfer attempt.
 pub fn classify(error: &NodeError, directly_recover: bool) -> SyncDecision {
     let retry = match error {
-        NodeError::Service(ServiceError::InvalidEpoch { request_epoch, server_epoch }) => request_epoch > server_epoch,
+        NodeError::Service(ServiceError::InvalidEpoch {
+            request_epoch,
+            server_epoch,
+        }) => request_epoch > server_epoch,
         NodeError::Service(ServiceError::Unauthorized) => true,
         NodeError::Wire(w) => w.is_transport(),
         NodeError::InjectedFetch { retryable } => *retryable,
@@ -65,20 +68,50 @@ mod tests {
 
     #[test]
     fn classification_follows_the_spec_table() {
-        let behind = NodeError::Service(ServiceError::InvalidEpoch { request_epoch: 3, server_epoch: 2 });
-        let ahead = NodeError::Service(ServiceError::InvalidEpoch { request_epoch: 2, server_epoch: 3 });
-        assert_eq!(classify(&behind, false), SyncDecision::Retry { force: false });
-        assert_eq!(classify(&behind, true), SyncDecision::Retry { force: false });
+        let behind = NodeError::Service(ServiceError::InvalidEpoch {
+            request_epoch: 3,
+            server_epoch: 2,
+        });
+        let ahead = NodeError::Service(ServiceError::InvalidEpoch {
+            request_epoch: 2,
+            server_epoch: 3,
+        });
+        assert_eq!(
+            classify(&behind, false),
+            SyncDecision::Retry { force: false }
+        );
+        assert_eq!(
+            classify(&behind, true),
+            SyncDecision::Retry { force: false }
+        );
         assert_eq!(classify(&ahead, false), SyncDecision::Retry { force: true });
         assert_eq!(classify(&ahead, true), SyncDecision::Failed);
         let unauthorized = NodeError::Service(ServiceError::Unauthorized);
-        assert_eq!(classify(&unauthorized, true), SyncDecision::Retry { force: false });
+        assert_eq!(
+            classify(&unauthorized, true),
+            SyncDecision::Retry { force: false }
+        );
         let timeout = NodeError::Wire(WireError::Timeout("n1".into()));
-        assert_eq!(classify(&timeout, false), SyncDecision::Retry { force: false });
-        assert_eq!(classify(&NodeError::InjectedFetch { retryable: true }, true), SyncDecision::Retry { force: false });
-        assert_eq!(classify(&NodeError::InjectedFetch { retryable: false }, false), SyncDecision::Retry { force: true });
-        assert_eq!(classify(&NodeError::NoSyncClient(ShardIndex(1)), true), SyncDecision::Failed);
+        assert_eq!(
+            classify(&timeout, false),
+            SyncDecision::Retry { force: false }
+        );
+        assert_eq!(
+            classify(&NodeError::InjectedFetch { retryable: true }, true),
+            SyncDecision::Retry { force: false }
+        );
+        assert_eq!(
+            classify(&NodeError::InjectedFetch { retryable: false }, false),
+            SyncDecision::Retry { force: true }
+        );
+        assert_eq!(
+            classify(&NodeError::NoSyncClient(ShardIndex(1)), true),
+            SyncDecision::Failed
+        );
         let internal = NodeError::Service(ServiceError::Internal("x".into()));
-        assert_eq!(classify(&internal, false), SyncDecision::Retry { force: true });
+        assert_eq!(
+            classify(&internal, false),
+            SyncDecision::Retry { force: true }
+        );
     }
 }

@@ -87,7 +87,13 @@ impl Node {
     async fn initial_cursor(&self) -> Result<u64, NodeError> {
         let mut cursor = self.storage.event_cursor()?;
         if cursor == 0 {
-            if let Some(c) = self.ctx.fail.arg("events.initial_cursor").await.and_then(|a| a.trim().parse().ok()) {
+            if let Some(c) = self
+                .ctx
+                .fail
+                .arg("events.initial_cursor")
+                .await
+                .and_then(|a| a.trim().parse().ok())
+            {
                 cursor = c;
             }
         }
@@ -98,7 +104,8 @@ impl Node {
                 first_complete_epoch: self.chain.first_complete_epoch(),
                 epoch_at_start: self.committee_epoch(),
             };
-            self.write_node_status(NodeStatusWriter::N2, status, None).await?;
+            self.write_node_status(NodeStatusWriter::N2, status, None)
+                .await?;
             self.storage.clear_blob_info()?;
             cursor = first;
             self.storage.set_event_cursor(cursor)?;
@@ -108,38 +115,69 @@ impl Node {
 
     /// N3: the first event after startup is more than one epoch behind the committee.
     async fn lag_check(&self, event_epoch: Epoch, epoch_at_start: Epoch) -> Result<(), NodeError> {
-        let threshold: Epoch =
-            self.ctx.fail.arg("events.epoch_check").await.and_then(|a| a.trim().parse().ok()).unwrap_or(1);
+        let threshold: Epoch = self
+            .ctx
+            .fail
+            .arg("events.epoch_check")
+            .await
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or(1);
         if event_epoch.saturating_add(threshold) < epoch_at_start
             && !self.status()?.is_some_and(|s| s.is_catching_up())
         {
-            self.enter_recovery_mode(NodeStatusWriter::N3, event_epoch).await?;
+            self.enter_recovery_mode(NodeStatusWriter::N3, event_epoch)
+                .await?;
         }
         Ok(())
     }
 
     /// "Enter recovery mode": write `RecoveryCatchUp`, then cancel every in-flight blob sync.
-    pub(super) async fn enter_recovery_mode(&self, writer: NodeStatusWriter, event_epoch: Epoch) -> Result<(), NodeError> {
+    pub(super) async fn enter_recovery_mode(
+        &self,
+        writer: NodeStatusWriter,
+        event_epoch: Epoch,
+    ) -> Result<(), NodeError> {
         self.ctx.report(ProbeEvent::RecoveryMode { event_epoch });
-        self.write_node_status(writer, NodeStatus::RecoveryCatchUp, None).await?;
+        self.write_node_status(writer, NodeStatus::RecoveryCatchUp, None)
+            .await?;
         self.cancel_blob_syncs()?;
         Ok(())
     }
 
     /// Handles one event; returns whether it is complete now (an epoch change may complete
     /// later, when its finisher does).
-    async fn handle_event(self: &Arc<Self>, index: u64, event: &ChainEvent) -> Result<bool, NodeError> {
+    async fn handle_event(
+        self: &Arc<Self>,
+        index: u64,
+        event: &ChainEvent,
+    ) -> Result<bool, NodeError> {
         match *event {
-            ChainEvent::BlobRegistered { blob, end_epoch, epoch } => {
-                let info = BlobInfo { registered_epoch: epoch, end_epoch, certified_epoch: None, deleted: false, invalid: false };
+            ChainEvent::BlobRegistered {
+                blob,
+                end_epoch,
+                epoch,
+            } => {
+                let info = BlobInfo {
+                    registered_epoch: epoch,
+                    end_epoch,
+                    certified_epoch: None,
+                    deleted: false,
+                    invalid: false,
+                };
                 if self.storage.blob_info(blob)?.is_none() {
                     self.storage.put_blob_info(blob, &info)?;
                 }
             }
-            ChainEvent::BlobCertified { blob, epoch } => return self.on_certified(index, blob, epoch).await,
+            ChainEvent::BlobCertified { blob, epoch } => {
+                return self.on_certified(index, blob, epoch).await
+            }
             ChainEvent::BlobDeleted { blob, .. } => self.on_retired(blob, |i| i.deleted = true)?,
-            ChainEvent::BlobInvalidated { blob, .. } => self.on_retired(blob, |i| i.invalid = true)?,
-            ChainEvent::EpochChangeStart { epoch } => return self.process_epoch_change(index, epoch).await,
+            ChainEvent::BlobInvalidated { blob, .. } => {
+                self.on_retired(blob, |i| i.invalid = true)?
+            }
+            ChainEvent::EpochChangeStart { epoch } => {
+                return self.process_epoch_change(index, epoch).await
+            }
             ChainEvent::EpochChangeDone { .. } => {}
         }
         Ok(true)
@@ -147,7 +185,12 @@ impl Node {
 
     /// Records the certification and starts a blob sync; returns whether the event is
     /// complete now (otherwise the blob sync completes it).
-    async fn on_certified(self: &Arc<Self>, index: u64, blob: BlobId, epoch: Epoch) -> Result<bool, NodeError> {
+    async fn on_certified(
+        self: &Arc<Self>,
+        index: u64,
+        blob: BlobId,
+        epoch: Epoch,
+    ) -> Result<bool, NodeError> {
         let Some(mut info) = self.storage.blob_info(blob)? else {
             tracing::warn!(node = %self.ctx.id, %blob, "certified event for an unknown blob");
             return Ok(true);
@@ -179,9 +222,17 @@ mod tests {
     fn cursor_advances_only_over_a_contiguous_prefix() {
         let mut t = EventTracker::default();
         assert_eq!(t.complete(0), Some(1));
-        assert_eq!(t.complete(2), None, "event 1 (an epoch change) is still open");
+        assert_eq!(
+            t.complete(2),
+            None,
+            "event 1 (an epoch change) is still open"
+        );
         assert_eq!(t.complete(3), None);
         assert_eq!(t.complete(1), Some(4));
-        assert_eq!(t.complete(0), None, "replayed events do not move the cursor back");
+        assert_eq!(
+            t.complete(0),
+            None,
+            "replayed events do not move the cursor back"
+        );
     }
 }

@@ -18,7 +18,11 @@ pub struct Halting<F> {
 
 impl<F: Future> Halting<F> {
     pub fn new(fail: FailPoints, inner: F) -> Self {
-        Self { fail, inner: Box::pin(inner), dead: false }
+        Self {
+            fail,
+            inner: Box::pin(inner),
+            dead: false,
+        }
     }
 }
 
@@ -47,16 +51,24 @@ mod tests {
 
     #[test]
     fn a_crash_unwind_parks_the_task_and_other_panics_propagate() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
         rt.block_on(async {
-            let crashed = Halting::new(FailPoints::disabled("n1"), async { shardstorm_faults::unwind_crash() });
+            let crashed = Halting::new(FailPoints::disabled("n1"), async {
+                shardstorm_faults::unwind_crash()
+            });
             let outcome = tokio::time::timeout(std::time::Duration::from_secs(1), crashed).await;
             assert!(outcome.is_err(), "a crashed task must never complete");
             let fine = Halting::new(FailPoints::disabled("n1"), async { 7 });
             assert_eq!(fine.await, 7);
         });
         let result = std::panic::catch_unwind(|| {
-            rt.block_on(Halting::new(FailPoints::disabled("n1"), async { panic!("real bug") }))
+            rt.block_on(Halting::new(FailPoints::disabled("n1"), async {
+                panic!("real bug")
+            }))
         });
         assert!(result.is_err(), "ordinary panics are not swallowed");
     }

@@ -13,17 +13,28 @@ impl Node {
         self.ctx.report(ProbeEvent::MetadataRecoveryStart { task });
         let result = self.recover_metadata_inner().await;
         let blobs = *result.as_ref().unwrap_or(&0);
-        self.ctx.report(ProbeEvent::MetadataRecoveryFinish { task, ok: result.is_ok(), blobs });
+        self.ctx.report(ProbeEvent::MetadataRecoveryFinish {
+            task,
+            ok: result.is_ok(),
+            blobs,
+        });
         result.map(|_| ())
     }
 
     async fn recover_metadata_inner(&self) -> Result<usize, NodeError> {
-        self.ctx.fail.check("sync.metadata.error_before_fetch").await?;
+        self.ctx
+            .fail
+            .check("sync.metadata.error_before_fetch")
+            .await?;
         self.ctx.fail.check("sync.metadata.pause").await?;
         let epoch = self.committee_epoch();
         let blobs = self.storage.certified_before(epoch)?;
-        let error_at: Option<usize> =
-            self.ctx.fail.arg("sync.metadata.error_during_fetch").await.and_then(|a| a.trim().parse().ok());
+        let error_at: Option<usize> = self
+            .ctx
+            .fail
+            .arg("sync.metadata.error_during_fetch")
+            .await
+            .and_then(|a| a.trim().parse().ok());
         let count = blobs.len();
         let mut scheduled = 0usize;
         let mut fetches = futures::stream::iter(blobs)

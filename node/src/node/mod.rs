@@ -138,7 +138,9 @@ impl Node {
     /// Reports a fatal error and parks the process: the harness's supervisor restarts it.
     async fn fatal(&self, error: NodeError) -> ! {
         tracing::error!(node = %self.ctx.id, %error, "fatal error, node halts");
-        self.ctx.report(ProbeEvent::Fatal { error: error.to_string() });
+        self.ctx.report(ProbeEvent::Fatal {
+            error: error.to_string(),
+        });
         std::future::pending().await
     }
 }
@@ -163,7 +165,9 @@ async fn run_process(setup: NodeSetup) -> turmoil::Result {
     let mut storage = match Storage::open(&setup.disk) {
         Ok(s) => s,
         Err(e) => {
-            setup.ctx.report(ProbeEvent::Fatal { error: format!("cannot open storage: {e}") });
+            setup.ctx.report(ProbeEvent::Fatal {
+                error: format!("cannot open storage: {e}"),
+            });
             std::future::pending::<()>().await;
             unreachable!()
         }
@@ -191,7 +195,12 @@ impl Node {
     /// Steps 1 to 3 of the restart ordering.
     async fn start(self: &Arc<Self>) -> Result<(), NodeError> {
         if self.storage.node_status()?.is_none() {
-            self.write_node_status(crate::ctx::NodeStatusWriter::N1, crate::NodeStatus::Standby, None).await?;
+            self.write_node_status(
+                crate::ctx::NodeStatusWriter::N1,
+                crate::NodeStatus::Standby,
+                None,
+            )
+            .await?;
         }
         self.clone().restart_syncs().await?;
         if let Some(crate::NodeStatus::RecoveryInProgress(e)) = self.storage.node_status()? {

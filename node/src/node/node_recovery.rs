@@ -38,14 +38,25 @@ impl Node {
             tokio::time::sleep(self.config.recovery_round_interval).await;
         }
         let rip = NodeStatus::RecoveryInProgress(epoch);
-        if self.write_node_status_if(|s| *s == rip, NodeStatusWriter::N11, NodeStatus::Active, None).await? {
+        if self
+            .write_node_status_if(
+                |s| *s == rip,
+                NodeStatusWriter::N11,
+                NodeStatus::Active,
+                None,
+            )
+            .await?
+        {
             self.attest(epoch, AttestationPath::NodeRecovery);
         }
         Ok(())
     }
 
     /// (blob, shard, type) this node should hold for blobs certified before `epoch` but lacks.
-    fn missing_slivers(&self, epoch: Epoch) -> Result<Vec<(BlobId, ShardIndex, SliverType)>, NodeError> {
+    fn missing_slivers(
+        &self,
+        epoch: Epoch,
+    ) -> Result<Vec<(BlobId, ShardIndex, SliverType)>, NodeError> {
         let owned = self.owned_shards();
         let mut missing = Vec::new();
         for blob in self.storage.certified_before(epoch)? {
@@ -54,7 +65,9 @@ impl Node {
             }
             for shard in &owned {
                 for ty in SliverType::ALL {
-                    if self.storage.has_shard(*shard)? && !self.storage.has_sliver(*shard, ty, blob)? {
+                    if self.storage.has_shard(*shard)?
+                        && !self.storage.has_sliver(*shard, ty, blob)?
+                    {
                         missing.push((blob, *shard, ty));
                     }
                 }

@@ -18,21 +18,36 @@ impl Node {
     }
 
     /// Sends a signed request to another node.
-    pub(super) async fn call_node(&self, to: NodeId, request: &Request) -> Result<Response, NodeError> {
+    pub(super) async fn call_node(
+        &self,
+        to: NodeId,
+        request: &Request,
+    ) -> Result<Response, NodeError> {
         let payload = wire::encode(request, self.config.max_frame_bytes)?;
         let envelope = self.key.seal(self.ctx.id, payload);
-        Ok(self.pool.call(&to.host(), NODE_PORT, &envelope, self.timeouts()).await?)
+        Ok(self
+            .pool
+            .call(&to.host(), NODE_PORT, &envelope, self.timeouts())
+            .await?)
     }
 
     /// Members that serve reads (current and previous committee), minus this node, in an
     /// order drawn from the node's seed and the blob id.
     fn metadata_peers(&self, blob: BlobId) -> Vec<NodeId> {
         let view = self.view();
-        let mut peers: Vec<NodeId> = view.current.members().union(&view.previous.members()).copied().collect();
+        let mut peers: Vec<NodeId> = view
+            .current
+            .members()
+            .union(&view.previous.members())
+            .copied()
+            .collect();
         peers.retain(|p| *p != self.ctx.id);
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&blob.0);
-        seed[..8].iter_mut().zip(self.ctx.seed.to_le_bytes()).for_each(|(a, b)| *a ^= b);
+        seed[..8]
+            .iter_mut()
+            .zip(self.ctx.seed.to_le_bytes())
+            .for_each(|(a, b)| *a ^= b);
         peers.shuffle(&mut rand_chacha::ChaCha8Rng::from_seed(seed));
         peers
     }
@@ -46,7 +61,9 @@ impl Node {
             }
             if !self.ctx.fail.flag("sync.metadata.unavailable").await {
                 for peer in self.metadata_peers(blob) {
-                    if let Ok(Response::Metadata(m)) = self.call_node(peer, &Request::GetMetadata { blob }).await {
+                    if let Ok(Response::Metadata(m)) =
+                        self.call_node(peer, &Request::GetMetadata { blob }).await
+                    {
                         if m.verify(&blob).is_ok() {
                             self.storage.put_metadata(blob, &m)?;
                             return Ok(m);

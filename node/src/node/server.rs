@@ -16,12 +16,15 @@ pub(super) async fn serve(node: Arc<Node>) {
     let listener = match turmoil::net::TcpListener::bind(("0.0.0.0", NODE_PORT)).await {
         Ok(l) => l,
         Err(e) => {
-            node.fatal(NodeError::Wire(wire::WireError::Io(format!("bind: {e}")))).await;
+            node.fatal(NodeError::Wire(wire::WireError::Io(format!("bind: {e}"))))
+                .await;
         }
     };
     while let Ok((stream, _)) = listener.accept().await {
         let conn = node.clone();
-        node_spawn(&node.ctx.fail, async move { conn.serve_connection(stream).await });
+        node_spawn(&node.ctx.fail, async move {
+            conn.serve_connection(stream).await
+        });
     }
 }
 
@@ -36,7 +39,9 @@ impl Node {
                     Response::Error(ServiceError::Malformed(e.to_string()))
                 }
             };
-            let Ok(bytes) = wire::encode(&response, self.config.max_frame_bytes) else { return };
+            let Ok(bytes) = wire::encode(&response, self.config.max_frame_bytes) else {
+                return;
+            };
             if framed.send(bytes::Bytes::from(bytes)).await.is_err() {
                 return;
             }
@@ -67,26 +72,41 @@ impl Node {
 
     async fn dispatch(&self, env: &Envelope, request: Request) -> Result<Response, ServiceError> {
         match request {
-            Request::SyncShard { shard, ty, start, count, epoch } => {
-                self.serve_sync(env, shard, ty, start, count, epoch).await
-            }
+            Request::SyncShard {
+                shard,
+                ty,
+                start,
+                count,
+                epoch,
+            } => self.serve_sync(env, shard, ty, start, count, epoch).await,
             Request::GetMetadata { blob } => {
                 self.authenticate(env)?;
-                self.storage.metadata(blob).map_err(internal)?.map(Response::Metadata).ok_or(ServiceError::NotFound)
+                self.storage
+                    .metadata(blob)
+                    .map_err(internal)?
+                    .map(Response::Metadata)
+                    .ok_or(ServiceError::NotFound)
             }
             Request::GetRecoverySymbols { blob, ty, .. } => {
                 self.authenticate(env)?;
                 self.local_slivers(blob, ty).map(Response::Symbols)
             }
             Request::StoreBlob { metadata, slivers } => self.store_blob(metadata, slivers),
-            Request::ReadSlivers { blob } => self.local_slivers(blob, SliverType::Primary).map(Response::Symbols),
+            Request::ReadSlivers { blob } => self
+                .local_slivers(blob, SliverType::Primary)
+                .map(Response::Symbols),
         }
     }
 
     /// Checks the signature of a node's request (client requests are unsigned).
     fn authenticate(&self, env: &Envelope) -> Result<Option<NodeId>, ServiceError> {
-        let Some(sender) = env.sender else { return Ok(None) };
-        let key = self.chain.node_key(sender).ok_or(ServiceError::Unauthorized)?;
+        let Some(sender) = env.sender else {
+            return Ok(None);
+        };
+        let key = self
+            .chain
+            .node_key(sender)
+            .ok_or(ServiceError::Unauthorized)?;
         if !wire::verify_envelope(env, &key) {
             return Err(ServiceError::MessageVerificationError);
         }
@@ -104,25 +124,41 @@ impl Node {
         epoch: Epoch,
     ) -> Result<Response, ServiceError> {
         let view = self.view();
-        let requester = env.sender.filter(|n| view.knows(&self.chain, *n)).ok_or(ServiceError::Unauthorized)?;
+        let requester = env
+            .sender
+            .filter(|n| view.knows(&self.chain, *n))
+            .ok_or(ServiceError::Unauthorized)?;
         self.authenticate(env)?;
         if epoch != view.epoch() {
-            return Err(ServiceError::InvalidEpoch { request_epoch: epoch, server_epoch: view.epoch() });
+            return Err(ServiceError::InvalidEpoch {
+                request_epoch: epoch,
+                server_epoch: view.epoch(),
+            });
         }
         if view.current.owner(shard) != Some(requester) {
             return Err(ServiceError::Unauthorized);
         }
         if self.ctx.fail.flag("source.return_error").await {
-            return Err(ServiceError::Internal("injected source.return_error".into()));
+            return Err(ServiceError::Internal(
+                "injected source.return_error".into(),
+            ));
         }
-        if let Some(limit) = self.config.max_sliver_count_per_sync_request.filter(|l| count > *l) {
-            return Err(ServiceError::RequestedSliverCountExceedsLimit { requested: count, limit });
+        if let Some(limit) = self
+            .config
+            .max_sliver_count_per_sync_request
+            .filter(|l| count > *l)
+        {
+            return Err(ServiceError::RequestedSliverCountExceedsLimit {
+                requested: count,
+                limit,
+            });
         }
         if !self.storage.has_shard(shard).map_err(internal)? {
             return Err(ServiceError::ShardNotAssigned(shard));
         }
         let empty = self.ctx.fail.flag("source.return_empty").await;
-        self.sync_page(shard, ty, start, count, epoch, empty).map(Response::Slivers)
+        self.sync_page(shard, ty, start, count, epoch, empty)
+            .map(Response::Slivers)
     }
 
     /// Step h: walk the certified list before E from `start`, skipping missing slivers.
@@ -139,7 +175,13 @@ impl Node {
         if empty {
             return Ok(page);
         }
-        for blob in self.storage.certified_before(epoch).map_err(internal)?.into_iter().filter(|b| *b >= start) {
+        for blob in self
+            .storage
+            .certified_before(epoch)
+            .map_err(internal)?
+            .into_iter()
+            .filter(|b| *b >= start)
+        {
             if page.len() >= count as usize {
                 break;
             }
@@ -161,7 +203,11 @@ impl Node {
     }
 
     /// This node's slivers of `ty` for `blob`, from every shard it stores.
-    fn local_slivers(&self, blob: BlobId, ty: SliverType) -> Result<Vec<(ShardIndex, Vec<u8>)>, ServiceError> {
+    fn local_slivers(
+        &self,
+        blob: BlobId,
+        ty: SliverType,
+    ) -> Result<Vec<(ShardIndex, Vec<u8>)>, ServiceError> {
         let mut out = Vec::new();
         for shard in self.storage.shards().map_err(internal)? {
             if let Some(s) = self.storage.sliver(shard, ty, blob).map_err(internal)? {
@@ -179,9 +225,13 @@ impl Node {
         slivers: Vec<(ShardIndex, SliverType, Vec<u8>)>,
     ) -> Result<Response, ServiceError> {
         let blob = metadata.blob_id();
-        metadata.verify(&blob).map_err(|e| ServiceError::InvalidMetadata(e.to_string()))?;
+        metadata
+            .verify(&blob)
+            .map_err(|e| ServiceError::InvalidMetadata(e.to_string()))?;
         self.require_registered(blob)?;
-        self.storage.put_metadata(blob, &metadata).map_err(internal)?;
+        self.storage
+            .put_metadata(blob, &metadata)
+            .map_err(internal)?;
         let mut writes = Vec::new();
         for (shard, ty, data) in slivers {
             match self.storage.shard_status(shard).map_err(internal)? {
@@ -194,7 +244,9 @@ impl Node {
             writes.push((shard, ty, blob, data));
         }
         self.storage.put_slivers(&writes).map_err(internal)?;
-        Ok(Response::Stored(writes.into_iter().map(|(s, t, _, _)| (s, t)).collect()))
+        Ok(Response::Stored(
+            writes.into_iter().map(|(s, t, _, _)| (s, t)).collect(),
+        ))
     }
 
     fn require_registered(&self, blob: BlobId) -> Result<(), ServiceError> {

@@ -6,7 +6,9 @@
 use super::error::{classify, SyncDecision};
 use super::{lock, node_spawn, Node, NodeError};
 use crate::config::Bug;
-use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter, SyncOutcome, TaskId};
+use crate::ctx::{
+    AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter, SyncOutcome, TaskId,
+};
 use crate::status::{NodeStatus, ShardStatus};
 use crate::types::{Epoch, ShardIndex};
 use rand::{Rng, SeedableRng};
@@ -16,7 +18,11 @@ impl Node {
     /// Aborts the current outer task, if any, and spawns `sync_shards_task(shards)`.
     /// `recover_metadata` is the pre-fix caller flag, used only with
     /// `abort-drops-metadata-recovery`.
-    pub(super) async fn start_sync_shards(self: &Arc<Self>, shards: Vec<ShardIndex>, recover_metadata: bool) {
+    pub(super) async fn start_sync_shards(
+        self: &Arc<Self>,
+        shards: Vec<ShardIndex>,
+        recover_metadata: bool,
+    ) {
         let mut slot = self.outer.lock().await;
         if let Some((task, handle)) = slot.current.take() {
             if !handle.is_finished() {
@@ -25,9 +31,14 @@ impl Node {
             }
         }
         let task = self.next_task_id();
-        self.ctx.report(ProbeEvent::OuterTaskStart { task, shards: shards.clone() });
+        self.ctx.report(ProbeEvent::OuterTaskStart {
+            task,
+            shards: shards.clone(),
+        });
         let node = self.clone();
-        let handle = node_spawn(&self.ctx.fail, async move { node.sync_shards_task(task, shards, recover_metadata).await });
+        let handle = node_spawn(&self.ctx.fail, async move {
+            node.sync_shards_task(task, shards, recover_metadata).await
+        });
         slot.current = Some((task, handle));
     }
 
@@ -36,8 +47,16 @@ impl Node {
         self.start_sync_shards(Vec::new(), true).await;
     }
 
-    async fn sync_shards_task(self: Arc<Self>, task: TaskId, shards: Vec<ShardIndex>, recover_metadata: bool) {
-        if let Err(e) = self.sync_shards_task_inner(task, shards, recover_metadata).await {
+    async fn sync_shards_task(
+        self: Arc<Self>,
+        task: TaskId,
+        shards: Vec<ShardIndex>,
+        recover_metadata: bool,
+    ) {
+        if let Err(e) = self
+            .sync_shards_task_inner(task, shards, recover_metadata)
+            .await
+        {
             tracing::warn!(node = %self.ctx.id, task, error = %e, "sync-shards task failed");
         }
     }
@@ -68,7 +87,8 @@ impl Node {
                 tracing::warn!(node = %self.ctx.id, %shard, error = %e, "cannot start shard sync; skipped");
             }
         }
-        self.complete_metadata_recovery(task, metadata_mode, initial).await
+        self.complete_metadata_recovery(task, metadata_mode, initial)
+            .await
     }
 
     /// The shards a metadata-mode task syncs: stored ∩ owned (fixed), every stored shard
@@ -95,26 +115,40 @@ impl Node {
         ran_metadata: bool,
         initial: Option<NodeStatus>,
     ) -> Result<(), NodeError> {
-        let (w, rm, active) = (NodeStatusWriter::N10, NodeStatus::RecoverMetadata, NodeStatus::Active);
+        let (w, rm, active) = (
+            NodeStatusWriter::N10,
+            NodeStatus::RecoverMetadata,
+            NodeStatus::Active,
+        );
         if self.config.has(Bug::StaleStatusClobber) {
             if initial == Some(rm) {
                 self.write_node_status(w, active, Some(task)).await?;
             }
-        } else if self.config.has(Bug::CompletionWindow) || self.config.has(Bug::AbortDropsMetadataRecovery) {
-            self.write_node_status_if_racy(rm, w, active, Some(task)).await?;
+        } else if self.config.has(Bug::CompletionWindow)
+            || self.config.has(Bug::AbortDropsMetadataRecovery)
+        {
+            self.write_node_status_if_racy(rm, w, active, Some(task))
+                .await?;
         } else if ran_metadata {
-            self.write_node_status_if(|s| *s == rm, w, active, Some(task)).await?;
+            self.write_node_status_if(|s| *s == rm, w, active, Some(task))
+                .await?;
         }
         Ok(())
     }
 
     /// Skips shards in the task map or `Active`; fails for shards without storage; otherwise S2
     /// and a new per-shard task.
-    pub(super) async fn start_new_shard_sync(self: &Arc<Self>, shard: ShardIndex) -> Result<(), NodeError> {
+    pub(super) async fn start_new_shard_sync(
+        self: &Arc<Self>,
+        shard: ShardIndex,
+    ) -> Result<(), NodeError> {
         if lock(&self.sync_tasks).contains_key(&shard) {
             return Ok(());
         }
-        let status = self.storage.shard_status(shard)?.ok_or(NodeError::ShardNotAssigned(shard))?;
+        let status = self
+            .storage
+            .shard_status(shard)?
+            .ok_or(NodeError::ShardNotAssigned(shard))?;
         if status == ShardStatus::Active {
             return Ok(());
         }
@@ -127,7 +161,9 @@ impl Node {
     fn spawn_shard_sync(self: &Arc<Self>, shard: ShardIndex) {
         let epoch = self.committee_epoch();
         let node = self.clone();
-        let handle = node_spawn(&self.ctx.fail, async move { node.shard_sync_loop(shard, epoch).await });
+        let handle = node_spawn(&self.ctx.fail, async move {
+            node.shard_sync_loop(shard, epoch).await
+        });
         lock(&self.sync_tasks).insert(shard, handle);
     }
 
@@ -142,8 +178,10 @@ impl Node {
                 self.restart_retry_transfer(shard).await?;
             }
             let status = self.storage.shard_status(shard)?;
-            if matches!(status, Some(ShardStatus::ActiveSync | ShardStatus::ActiveRecover))
-                && !lock(&self.sync_tasks).contains_key(&shard)
+            if matches!(
+                status,
+                Some(ShardStatus::ActiveSync | ShardStatus::ActiveRecover)
+            ) && !lock(&self.sync_tasks).contains_key(&shard)
             {
                 self.spawn_shard_sync(shard);
             }
@@ -155,12 +193,23 @@ impl Node {
     async fn restart_retry_transfer(&self, shard: ShardIndex) -> Result<(), NodeError> {
         if self.config.has(Bug::BlindCompletionClobbersLock) {
             if self.storage.shard_status(shard)? == Some(ShardStatus::ActiveRecover) {
-                self.write_shard_status_if(shard, &[], ShardStatus::ActiveSync, ShardStatusWriter::S5).await?;
+                self.write_shard_status_if(
+                    shard,
+                    &[],
+                    ShardStatus::ActiveSync,
+                    ShardStatusWriter::S5,
+                )
+                .await?;
             }
             return Ok(());
         }
-        self.write_shard_status_if(shard, &[ShardStatus::ActiveRecover], ShardStatus::ActiveSync, ShardStatusWriter::S5)
-            .await?;
+        self.write_shard_status_if(
+            shard,
+            &[ShardStatus::ActiveRecover],
+            ShardStatus::ActiveSync,
+            ShardStatusWriter::S5,
+        )
+        .await?;
         Ok(())
     }
 
@@ -191,14 +240,21 @@ impl Node {
                 return self.shard_sync_succeeded(shard, epoch, SyncOutcome::SimulatedCrash);
             }
             match classify(&error, directly_recover) {
-                SyncDecision::Success => return self.shard_sync_succeeded(shard, epoch, SyncOutcome::Success),
+                SyncDecision::Success => {
+                    return self.shard_sync_succeeded(shard, epoch, SyncOutcome::Success)
+                }
                 SyncDecision::Failed => {
                     tracing::error!(node = %self.ctx.id, %shard, error = %error, "shard sync failed terminally");
-                    self.ctx.report(ProbeEvent::SyncFinish { shard, epoch, outcome: SyncOutcome::Failed });
+                    self.ctx.report(ProbeEvent::SyncFinish {
+                        shard,
+                        epoch,
+                        outcome: SyncOutcome::Failed,
+                    });
                     return;
                 }
                 SyncDecision::Retry { force } => {
-                    let jitter = rng.random_range(0..=self.config.backoff_jitter.as_millis() as u64);
+                    let jitter =
+                        rng.random_range(0..=self.config.backoff_jitter.as_millis() as u64);
                     tokio::time::sleep(self.config.sync_backoff(attempt, jitter)).await;
                     attempt = attempt.saturating_add(1);
                     if made_progress && !self.config.has(Bug::ProgressTimerNeverReset) {
@@ -207,7 +263,10 @@ impl Node {
                     let stalled = last_progress.elapsed() > self.config.switch_to_recovery_interval;
                     if (force || stalled) && !directly_recover {
                         directly_recover = true;
-                        self.ctx.report(ProbeEvent::DirectRecovery { shard });
+                        self.ctx.report(ProbeEvent::DirectRecovery {
+                            shard,
+                            forced: force,
+                        });
                         let _ = self.ctx.fail.eval("sync.direct_recovery").await;
                     }
                 }
@@ -222,7 +281,11 @@ impl Node {
             tasks.remove(&shard);
             tasks.len()
         };
-        self.ctx.report(ProbeEvent::SyncFinish { shard, epoch, outcome });
+        self.ctx.report(ProbeEvent::SyncFinish {
+            shard,
+            epoch,
+            outcome,
+        });
         if outcome == SyncOutcome::Success && remaining == 0 {
             self.attest(epoch, AttestationPath::ShardSync);
             let current = self.committee_epoch();
@@ -240,7 +303,12 @@ impl Node {
             let failed = tasks.values().filter(|h| h.is_finished()).count();
             (tasks.len() - failed, failed)
         };
-        self.ctx.report(ProbeEvent::Attestation { epoch, path, tasks_in_flight: in_flight, tasks_failed: failed });
+        self.ctx.report(ProbeEvent::Attestation {
+            epoch,
+            path,
+            tasks_in_flight: in_flight,
+            tasks_failed: failed,
+        });
         self.chain.epoch_sync_done(self.ctx.id, epoch);
     }
 
@@ -252,14 +320,24 @@ impl Node {
             handle.abort();
             tracing::info!(node = %self.ctx.id, %shard, "shard sync cancelled");
             let epoch = self.committee_epoch();
-            self.ctx.report(ProbeEvent::SyncFinish { shard, epoch, outcome: SyncOutcome::Cancelled });
+            self.ctx.report(ProbeEvent::SyncFinish {
+                shard,
+                epoch,
+                outcome: SyncOutcome::Cancelled,
+            });
         }
     }
 
     /// Whether any per-shard task is unfinished or the outer task is running.
     pub(super) async fn has_sync_work(&self) -> bool {
         let tasks_busy = lock(&self.sync_tasks).values().any(|h| !h.is_finished());
-        let outer_busy = self.outer.lock().await.current.as_ref().is_some_and(|(_, h)| !h.is_finished());
+        let outer_busy = self
+            .outer
+            .lock()
+            .await
+            .current
+            .as_ref()
+            .is_some_and(|(_, h)| !h.is_finished());
         tasks_busy || outer_busy
     }
 }

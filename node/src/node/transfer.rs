@@ -27,8 +27,16 @@ fn parse_fetch_fault(arg: &str) -> Option<FetchFault> {
 impl Node {
     /// One transfer attempt: check the per-attempt invariant, run the passes from the resume
     /// point, run the recovery phase, then S4.
-    pub(super) async fn transfer_attempt(&self, shard: ShardIndex, epoch: Epoch, directly_recover: bool) -> Result<(), NodeError> {
-        let status = self.storage.shard_status(shard)?.ok_or(NodeError::ShardNotAssigned(shard))?;
+    pub(super) async fn transfer_attempt(
+        &self,
+        shard: ShardIndex,
+        epoch: Epoch,
+        directly_recover: bool,
+    ) -> Result<(), NodeError> {
+        let status = self
+            .storage
+            .shard_status(shard)?
+            .ok_or(NodeError::ShardNotAssigned(shard))?;
         match status {
             ShardStatus::ActiveSync | ShardStatus::ActiveRecover | ShardStatus::LockedToMove => {}
             other => panic!("per-attempt invariant violated: shard {shard} is {other:?} at the start of a transfer attempt"),
@@ -40,8 +48,13 @@ impl Node {
                 _ => &SliverType::ALL,
             };
             for (i, ty) in passes.iter().enumerate() {
-                let after = if i == 0 { progress.map(|(id, _)| id) } else { None };
-                self.transfer_pass(shard, epoch, *ty, after, directly_recover).await?;
+                let after = if i == 0 {
+                    progress.map(|(id, _)| id)
+                } else {
+                    None
+                };
+                self.transfer_pass(shard, epoch, *ty, after, directly_recover)
+                    .await?;
             }
         }
         self.recovery_phase(shard, epoch).await?;
@@ -59,16 +72,27 @@ impl Node {
         directly_recover: bool,
     ) -> Result<(), NodeError> {
         assert!(epoch != 0, "shard sync for epoch 0");
-        let mut expected: VecDeque<BlobId> =
-            self.storage.certified_before(epoch)?.into_iter().filter(|id| after.is_none_or(|a| *id > a)).collect();
+        let mut expected: VecDeque<BlobId> = self
+            .storage
+            .certified_before(epoch)?
+            .into_iter()
+            .filter(|id| after.is_none_or(|a| *id > a))
+            .collect();
         if !directly_recover {
-            let fault = self.ctx.fail.arg("sync.fetch_sliver").await.and_then(|a| parse_fetch_fault(&a));
+            let fault = self
+                .ctx
+                .fail
+                .arg("sync.fetch_sliver")
+                .await
+                .and_then(|a| parse_fetch_fault(&a));
             let mut fetched = 0usize;
             while let Some(next) = expected.front().copied() {
                 let page = self.fetch_page(shard, ty, next, epoch).await?;
                 fetched += page.len();
                 if let Some(f) = fault.as_ref().filter(|f| f.ty == ty && fetched >= f.at) {
-                    return Err(NodeError::InjectedFetch { retryable: f.retryable });
+                    return Err(NodeError::InjectedFetch {
+                        retryable: f.retryable,
+                    });
                 }
                 if page.is_empty() {
                     break;
@@ -84,14 +108,32 @@ impl Node {
     }
 
     /// Requests one page from the source: the owner of the shard in the committee of E−1.
-    async fn fetch_page(&self, shard: ShardIndex, ty: SliverType, start: BlobId, epoch: Epoch) -> Result<Vec<(BlobId, Vec<u8>)>, NodeError> {
+    async fn fetch_page(
+        &self,
+        shard: ShardIndex,
+        ty: SliverType,
+        start: BlobId,
+        epoch: Epoch,
+    ) -> Result<Vec<(BlobId, Vec<u8>)>, NodeError> {
         let source = self
             .chain
             .committee(epoch - 1)
             .and_then(|c| c.owner(shard))
             .ok_or(NodeError::NoSyncClient(shard))?;
         let count = self.config.sliver_count_per_sync_request;
-        match self.call_node(source, &Request::SyncShard { shard, ty, start, count, epoch }).await? {
+        match self
+            .call_node(
+                source,
+                &Request::SyncShard {
+                    shard,
+                    ty,
+                    start,
+                    count,
+                    epoch,
+                },
+            )
+            .await?
+        {
             Response::Slivers(slivers) => Ok(slivers),
             Response::Error(e) => Err(e.into()),
             _ => Err(NodeError::UnexpectedResponse("sync-shard")),
@@ -116,21 +158,42 @@ impl Node {
             expected.pop_front();
             while returned.next_if(|(r, _)| *r < id).is_some() {}
             match returned.next_if(|(r, _)| *r == id) {
-                Some((_, sliver)) if self.sliver_verifies(id, shard, ty, &sliver) => store.push((id, sliver)),
+                Some((_, sliver)) if self.sliver_verifies(id, shard, ty, &sliver) => {
+                    store.push((id, sliver))
+                }
                 _ => skipped.push(id),
             }
         }
-        self.storage.commit_sync_batch(shard, ty, &store, &skipped, Some((last, ty)))?;
+        self.storage
+            .commit_sync_batch(shard, ty, &store, &skipped, Some((last, ty)))?;
         for (blob, _) in &store {
-            self.ctx.report(ProbeEvent::SliverStored { shard, ty, blob: *blob, verified: true });
+            self.ctx.report(ProbeEvent::SliverStored {
+                shard,
+                ty,
+                blob: *blob,
+                verified: true,
+            });
         }
-        self.ctx.report(ProbeEvent::SyncProgress { shard, ty, first, last, slivers: store.len(), skipped: skipped.len() });
+        self.ctx.report(ProbeEvent::SyncProgress {
+            shard,
+            ty,
+            first,
+            last,
+            slivers: store.len(),
+            skipped: skipped.len(),
+        });
         Ok(())
     }
 
     /// Whether a received sliver matches the stored metadata (no metadata: it cannot be
     /// verified, so it is not stored and goes to recovery).
-    pub(super) fn sliver_verifies(&self, blob: BlobId, shard: ShardIndex, ty: SliverType, sliver: &[u8]) -> bool {
+    pub(super) fn sliver_verifies(
+        &self,
+        blob: BlobId,
+        shard: ShardIndex,
+        ty: SliverType,
+        sliver: &[u8],
+    ) -> bool {
         match self.storage.metadata(blob) {
             Ok(Some(metadata)) => verify_sliver(&metadata, shard, ty, sliver).is_ok(),
             _ => false,
@@ -143,12 +206,24 @@ impl Node {
         if pending.is_empty() {
             return Ok(());
         }
-        self.write_shard_status_if(shard, &[ShardStatus::ActiveSync], ShardStatus::ActiveRecover, ShardStatusWriter::S3)
-            .await?;
-        self.ctx.report(ProbeEvent::RecoveryStart { shard, pending: pending.len() });
+        self.write_shard_status_if(
+            shard,
+            &[ShardStatus::ActiveSync],
+            ShardStatus::ActiveRecover,
+            ShardStatusWriter::S3,
+        )
+        .await?;
+        self.ctx.report(ProbeEvent::RecoveryStart {
+            shard,
+            pending: pending.len(),
+        });
         let _ = self.ctx.fail.eval("sync.recovery.start").await;
         self.ctx.fail.check("sync.recovery.after_start").await?;
-        let mut skip_cert_check = self.ctx.fail.flag("sync.recovery.skip_initial_cert_check").await;
+        let mut skip_cert_check = self
+            .ctx
+            .fail
+            .flag("sync.recovery.skip_initial_cert_check")
+            .await;
         loop {
             let pending = self.storage.pending(shard)?;
             if pending.is_empty() {
@@ -156,7 +231,9 @@ impl Node {
             }
             let limit = self.config.max_concurrent_blob_recovery.max(1);
             let results: Vec<_> = futures::stream::iter(pending)
-                .map(|(ty, blob)| self.recover_pending_entry(shard, ty, blob, epoch, skip_cert_check))
+                .map(|(ty, blob)| {
+                    self.recover_pending_entry(shard, ty, blob, epoch, skip_cert_check)
+                })
                 .buffered(limit)
                 .collect()
                 .await;
@@ -190,7 +267,9 @@ impl Node {
         match self.recover_and_store(blob, shard, ty, epoch).await {
             Ok(()) | Err(NodeError::Retired) => self.storage.remove_pending(shard, (ty, blob))?,
             Err(NodeError::Storage(e)) => return Err(e.into()),
-            Err(e) => tracing::info!(node = %self.ctx.id, %shard, %blob, error = %e, "blob recovery failed; retry next round"),
+            Err(e) => {
+                tracing::info!(node = %self.ctx.id, %shard, %blob, error = %e, "blob recovery failed; retry next round")
+            }
         }
         Ok(())
     }

@@ -22,11 +22,21 @@ impl Node {
     }
 
     /// The write itself; the caller holds `status_lock`.
-    fn write_node_status_held(&self, writer: NodeStatusWriter, to: NodeStatus, task: Option<TaskId>) -> Result<(), NodeError> {
+    fn write_node_status_held(
+        &self,
+        writer: NodeStatusWriter,
+        to: NodeStatus,
+        task: Option<TaskId>,
+    ) -> Result<(), NodeError> {
         let from = self.storage.node_status()?;
         self.storage.set_node_status(to)?;
         tracing::debug!(node = %self.ctx.id, ?from, %to, ?writer, "node status");
-        self.ctx.report(ProbeEvent::NodeStatus { from, to, writer, task });
+        self.ctx.report(ProbeEvent::NodeStatus {
+            from,
+            to,
+            writer,
+            task,
+        });
         Ok(())
     }
 
@@ -66,10 +76,22 @@ impl Node {
         Ok(false)
     }
 
-    fn report_shard(&self, shard: ShardIndex, from: Option<ShardStatus>, to: ShardStatus, writer: ShardStatusWriter) {
+    fn report_shard(
+        &self,
+        shard: ShardIndex,
+        from: Option<ShardStatus>,
+        to: ShardStatus,
+        writer: ShardStatusWriter,
+    ) {
         let epoch = self.committee_epoch();
         tracing::debug!(node = %self.ctx.id, %shard, ?from, %to, ?writer, "shard status");
-        self.ctx.report(ProbeEvent::ShardStatus { shard, from, to, writer, epoch });
+        self.ctx.report(ProbeEvent::ShardStatus {
+            shard,
+            from,
+            to,
+            writer,
+            epoch,
+        });
     }
 
     /// An unconditional shard-status write (S6, S7, direct writes), under the shard's lock.
@@ -125,14 +147,33 @@ impl Node {
 
     /// S4: progress deleted; `ActiveSync`/`ActiveRecover` become `Active`, any other status
     /// (a concurrent `LockedToMove`) stays.
-    pub(super) async fn finish_shard_sync(&self, shard: ShardIndex) -> Result<ShardStatus, NodeError> {
+    pub(super) async fn finish_shard_sync(
+        &self,
+        shard: ShardIndex,
+    ) -> Result<ShardStatus, NodeError> {
         const ONLY_IF: [ShardStatus; 2] = [ShardStatus::ActiveSync, ShardStatus::ActiveRecover];
         let blind = self.config.has(Bug::BlindCompletionClobbersLock);
         let lock = self.shard_lock(shard);
-        let _guard = if blind { None } else { Some(lock.write().await) };
+        let _guard = if blind {
+            None
+        } else {
+            Some(lock.write().await)
+        };
         let from = self.storage.shard_status(shard)?;
-        let only_if: &[ShardStatus] = if blind { &[ShardStatus::None, ShardStatus::Active, ShardStatus::ActiveSync, ShardStatus::ActiveRecover, ShardStatus::LockedToMove] } else { &ONLY_IF };
-        let after = self.storage.finish_sync(shard, only_if, ShardStatus::Active)?;
+        let only_if: &[ShardStatus] = if blind {
+            &[
+                ShardStatus::None,
+                ShardStatus::Active,
+                ShardStatus::ActiveSync,
+                ShardStatus::ActiveRecover,
+                ShardStatus::LockedToMove,
+            ]
+        } else {
+            &ONLY_IF
+        };
+        let after = self
+            .storage
+            .finish_sync(shard, only_if, ShardStatus::Active)?;
         if from != Some(after) {
             self.report_shard(shard, from, after, ShardStatusWriter::S4);
         }

@@ -32,7 +32,11 @@ const MAX_IDLE_PER_HOST: usize = 4;
 
 impl Pool {
     fn take(&self, key: &(String, u16)) -> Option<Connection> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key).and_then(Vec::pop)
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(key)
+            .and_then(Vec::pop)
     }
 
     fn put(&self, key: (String, u16), conn: Connection) {
@@ -45,7 +49,13 @@ impl Pool {
 
     /// Sends `envelope` to `host:port` over an idle connection if there is one (retrying once
     /// on a fresh connection if the idle one turned out dead), else over a new one.
-    pub async fn call(&self, host: &str, port: u16, envelope: &Envelope, t: CallTimeouts) -> Result<Response, WireError> {
+    pub async fn call(
+        &self,
+        host: &str,
+        port: u16,
+        envelope: &Envelope,
+        t: CallTimeouts,
+    ) -> Result<Response, WireError> {
         let key = (host.to_string(), port);
         let bytes = encode(envelope, t.max_frame_bytes)?;
         if let Some(mut conn) = self.take(&key) {
@@ -70,20 +80,34 @@ async fn connect(host: &str, port: u16, t: CallTimeouts) -> Result<Connection, W
     }
 }
 
-async fn exchange(conn: &mut Connection, request: &[u8], host: &str, t: CallTimeouts) -> Result<Response, WireError> {
+async fn exchange(
+    conn: &mut Connection,
+    request: &[u8],
+    host: &str,
+    t: CallTimeouts,
+) -> Result<Response, WireError> {
     let round_trip = async {
-        conn.send(bytes::Bytes::copy_from_slice(request)).await.map_err(|e| WireError::Io(e.to_string()))?;
+        conn.send(bytes::Bytes::copy_from_slice(request))
+            .await
+            .map_err(|e| WireError::Io(e.to_string()))?;
         match conn.next().await {
             None => Err(WireError::Closed),
             Some(Err(e)) => Err(WireError::Io(e.to_string())),
             Some(Ok(frame)) => decode::<Response>(&frame, t.max_frame_bytes),
         }
     };
-    tokio::time::timeout(t.request, round_trip).await.map_err(|_| WireError::Timeout(host.to_string()))?
+    tokio::time::timeout(t.request, round_trip)
+        .await
+        .map_err(|_| WireError::Timeout(host.to_string()))?
 }
 
 /// One call on a fresh connection (clients without a pool).
-pub async fn call(host: &str, port: u16, envelope: &Envelope, t: CallTimeouts) -> Result<Response, WireError> {
+pub async fn call(
+    host: &str,
+    port: u16,
+    envelope: &Envelope,
+    t: CallTimeouts,
+) -> Result<Response, WireError> {
     let bytes = encode(envelope, t.max_frame_bytes)?;
     let mut conn = connect(host, port, t).await?;
     exchange(&mut conn, &bytes, host, t).await

@@ -30,22 +30,31 @@ impl WireError {
 }
 
 fn options(limit: usize) -> impl Options {
-    bincode::DefaultOptions::new().with_fixint_encoding().with_limit(limit as u64)
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(limit as u64)
 }
 
 /// Encodes a message.
 pub fn encode<T: Serialize>(value: &T, limit: usize) -> Result<Vec<u8>, WireError> {
-    options(limit).serialize(value).map_err(|e| WireError::Malformed(e.to_string()))
+    options(limit)
+        .serialize(value)
+        .map_err(|e| WireError::Malformed(e.to_string()))
 }
 
 /// Decodes a message, rejecting trailing bytes and anything over `limit`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, WireError> {
-    options(limit).reject_trailing_bytes().deserialize(bytes).map_err(|e| WireError::Malformed(e.to_string()))
+    options(limit)
+        .reject_trailing_bytes()
+        .deserialize(bytes)
+        .map_err(|e| WireError::Malformed(e.to_string()))
 }
 
 /// The frame codec: a 4-byte big-endian length prefix, frames up to `max_frame_bytes`.
 pub fn codec(max_frame_bytes: usize) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder().max_frame_length(max_frame_bytes).new_codec()
+    LengthDelimitedCodec::builder()
+        .max_frame_length(max_frame_bytes)
+        .new_codec()
 }
 
 #[cfg(test)]
@@ -64,13 +73,25 @@ mod tests {
     #[test]
     fn garbage_and_trailing_bytes_are_malformed() {
         let ok = encode(&(1u32, "x".to_string()), 1024).unwrap();
-        assert_eq!(decode::<(u32, String)>(&ok, 1024).unwrap(), (1, "x".to_string()));
+        assert_eq!(
+            decode::<(u32, String)>(&ok, 1024).unwrap(),
+            (1, "x".to_string())
+        );
         let mut trailing = ok.clone();
         trailing.push(9);
-        assert!(matches!(decode::<(u32, String)>(&trailing, 1024), Err(WireError::Malformed(_))));
-        assert!(matches!(decode::<(u32, String)>(&[0xff; 3], 1024), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            decode::<(u32, String)>(&trailing, 1024),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<(u32, String)>(&[0xff; 3], 1024),
+            Err(WireError::Malformed(_))
+        ));
         // A length prefix claiming 2^60 bytes must not allocate.
         let huge = [4u8, 0, 0, 0, 0, 0, 0, 16];
-        assert!(matches!(decode::<Vec<u8>>(&huge, 1024), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            decode::<Vec<u8>>(&huge, 1024),
+            Err(WireError::Malformed(_))
+        ));
     }
 }

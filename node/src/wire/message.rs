@@ -9,15 +9,28 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Shard sync page (spec 4.6): up to `count` slivers of `ty` from `start` (inclusive).
-    SyncShard { shard: ShardIndex, ty: SliverType, start: BlobId, count: u32, epoch: Epoch },
+    SyncShard {
+        shard: ShardIndex,
+        ty: SliverType,
+        start: BlobId,
+        count: u32,
+        epoch: Epoch,
+    },
     /// Verified metadata of a blob.
     GetMetadata { blob: BlobId },
     /// This node's slivers of `ty` for `blob`, from every shard it stores, to rebuild another
     /// shard's sliver (recovery symbols).
-    GetRecoverySymbols { blob: BlobId, ty: SliverType, epoch: Epoch },
+    GetRecoverySymbols {
+        blob: BlobId,
+        ty: SliverType,
+        epoch: Epoch,
+    },
     /// Client upload of a blob's metadata (verified against the blob id) and of the slivers
     /// of the shards this node holds (each verified against the metadata).
-    StoreBlob { metadata: BlobMetadata, slivers: Vec<(ShardIndex, SliverType, Vec<u8>)> },
+    StoreBlob {
+        metadata: BlobMetadata,
+        slivers: Vec<(ShardIndex, SliverType, Vec<u8>)>,
+    },
     /// Primary slivers this node holds for `blob` (client reads).
     ReadSlivers { blob: BlobId },
 }
@@ -53,7 +66,10 @@ pub enum ServiceError {
     #[error("message verification failed")]
     MessageVerificationError,
     #[error("invalid epoch: request {request_epoch}, server {server_epoch}")]
-    InvalidEpoch { request_epoch: Epoch, server_epoch: Epoch },
+    InvalidEpoch {
+        request_epoch: Epoch,
+        server_epoch: Epoch,
+    },
     #[error("internal error: {0}")]
     Internal(String),
     #[error("requested {requested} slivers, limit {limit}")]

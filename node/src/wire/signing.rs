@@ -17,7 +17,11 @@ impl NodeKey {
     /// Wraps `payload` in an envelope signed by this key.
     pub fn seal(&self, sender: NodeId, payload: Vec<u8>) -> Envelope {
         let signature = self.0.sign(&payload).to_bytes().to_vec();
-        Envelope { sender: Some(sender), payload, signature: Some(signature) }
+        Envelope {
+            sender: Some(sender),
+            payload,
+            signature: Some(signature),
+        }
     }
 }
 
@@ -32,9 +36,15 @@ pub fn node_keypair(seed: u64, node: NodeId) -> NodeKey {
 
 /// Checks the envelope's signature against `public_key`.
 pub fn verify_envelope(envelope: &Envelope, public_key: &[u8; 32]) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(public_key) else { return false };
-    let Some(sig) = envelope.signature.as_deref() else { return false };
-    let Ok(sig) = Signature::from_slice(sig) else { return false };
+    let Ok(key) = VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let Some(sig) = envelope.signature.as_deref() else {
+        return false;
+    };
+    let Ok(sig) = Signature::from_slice(sig) else {
+        return false;
+    };
     key.verify(&envelope.payload, &sig).is_ok()
 }
 
@@ -52,15 +62,27 @@ mod tests {
         let mut tampered = env.clone();
         tampered.payload[0] ^= 1;
         assert!(!verify_envelope(&tampered, &a.public()));
-        let unsigned = Envelope { signature: None, ..env.clone() };
+        let unsigned = Envelope {
+            signature: None,
+            ..env.clone()
+        };
         assert!(!verify_envelope(&unsigned, &a.public()));
-        let short = Envelope { signature: Some(vec![1, 2, 3]), ..env };
+        let short = Envelope {
+            signature: Some(vec![1, 2, 3]),
+            ..env
+        };
         assert!(!verify_envelope(&short, &a.public()));
     }
 
     #[test]
     fn keys_are_deterministic_per_seed_and_node() {
-        assert_eq!(node_keypair(7, NodeId(3)).public(), node_keypair(7, NodeId(3)).public());
-        assert_ne!(node_keypair(7, NodeId(3)).public(), node_keypair(8, NodeId(3)).public());
+        assert_eq!(
+            node_keypair(7, NodeId(3)).public(),
+            node_keypair(7, NodeId(3)).public()
+        );
+        assert_ne!(
+            node_keypair(7, NodeId(3)).public(),
+            node_keypair(8, NodeId(3)).public()
+        );
     }
 }
