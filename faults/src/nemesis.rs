@@ -389,12 +389,20 @@ impl<'a> Planner<'a> {
         let node = self.reserve_one(rng, t, end + arming.tail)?;
         let point = points.choose(rng)?.clone();
         self.point_free_at.insert(point.clone(), end);
-        let selector_node = Some(node);
         let pause = arming.action == "pause";
+        // Half the time the rule targets whichever node reaches the point first (`*` with a
+        // count of one), so rarely reached points hit the node that actually gets there. The
+        // budget still reserves one node for it.
+        let first_comer = !arming.action.contains('*') && !arming.action.contains('%') && rng.random_bool(0.5);
+        let (selector_node, action) = if first_comer {
+            (None, format!("1*{}", arming.action))
+        } else {
+            (Some(node), arming.action)
+        };
         let armed = Fault::FailPoint {
             selector_node: selector_node.clone(),
             point: point.clone(),
-            action: arming.action,
+            action,
         };
         self.push(t, armed);
         if pause {

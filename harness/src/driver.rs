@@ -4,11 +4,11 @@
 //! heals everything, runs one last epoch change without churn, and audits convergence.
 
 use crate::apply::{self, Undo};
-use crate::churn::next_committee;
+use crate::churn::{next_committee, top_gainer};
 use crate::cluster::Cluster;
 use crate::control::{Control, ControlCommand};
-use crate::spec::RunSpec;
 use crate::oracle::{audit, AuditInput, Invariant, SafetyOracle, Violation};
+use crate::spec::RunSpec;
 use crate::trace::TraceKind;
 use crate::workload::WorkloadLog;
 use rand::SeedableRng;
@@ -62,14 +62,23 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
 }
 
 impl Driver {
-    pub fn new(cluster: Cluster, control: Control, workload: WorkloadLog, spec: &RunSpec, knobs: Knobs, schedule: &Schedule) -> Self {
+    pub fn new(
+        cluster: Cluster,
+        control: Control,
+        workload: WorkloadLog,
+        spec: &RunSpec,
+        knobs: Knobs,
+        schedule: &Schedule,
+    ) -> Self {
         let (seed, epochs, max_latency) = (spec.seed, spec.epochs, crate::run::MAX_LATENCY);
         let mut timed = Vec::new();
         let mut triggered = Vec::new();
         for entry in &schedule.entries {
             match entry {
                 ScheduleEntry::Timed { at, fault } => timed.push((*at, fault.clone())),
-                ScheduleEntry::Triggered { point, node, fault } => triggered.push((point.clone(), node.clone(), fault.clone(), false)),
+                ScheduleEntry::Triggered { point, node, fault } => {
+                    triggered.push((point.clone(), node.clone(), fault.clone(), false))
+                }
             }
         }
         let oracle = SafetyOracle::new(cluster.chain.clone());
@@ -102,7 +111,9 @@ impl Driver {
     }
 
     fn log(&self, text: String) {
-        self.cluster.recorder.record_at(self.now_ms(), None, TraceKind::Harness(text));
+        self.cluster
+            .recorder
+            .record_at(self.now_ms(), None, TraceKind::Harness(text));
     }
 
     /// One simulation step plus the oracle; false once a violation was found.
@@ -122,7 +133,12 @@ impl Driver {
                 node: None,
                 shard: None,
                 t_ms: self.now_ms(),
-                message: e.to_string().lines().next().unwrap_or("host failed").to_string(),
+                message: e
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("host failed")
+                    .to_string(),
                 context,
             });
             return false;
@@ -174,9 +190,15 @@ impl Driver {
 
     fn apply_fault(&mut self, fault: &shardstorm_faults::Fault) {
         let now = self.now_ms();
-        for (after, undo) in apply::apply(&mut self.cluster, fault, self.max_latency, &mut self.deferred_status) {
+        for (after, undo) in apply::apply(
+            &mut self.cluster,
+            fault,
+            self.max_latency,
+            &mut self.deferred_status,
+        ) {
             self.undo_seq += 1;
-            self.undos.insert((now + after.as_millis() as u64, self.undo_seq), undo);
+            self.undos
+                .insert((now + after.as_millis() as u64, self.undo_seq), undo);
         }
     }
 
@@ -200,7 +222,12 @@ impl Driver {
 
     fn run_due_undos(&mut self, all: bool) {
         let now = self.now_ms();
-        let due: Vec<(u64, u64)> = self.undos.keys().copied().filter(|(t, _)| all || *t <= now).collect();
+        let due: Vec<(u64, u64)> = self
+            .undos
+            .keys()
+            .copied()
+            .filter(|(t, _)| all || *t <= now)
+            .collect();
         for key in due {
             if let Some(undo) = self.undos.remove(&key) {
                 apply::undo(&mut self.cluster, &undo, self.max_latency);
@@ -210,7 +237,12 @@ impl Driver {
 
     fn run_due_restarts(&mut self) {
         let now = self.now_ms();
-        let due: Vec<NodeId> = self.restarts.iter().filter(|(_, t)| **t <= now).map(|(n, _)| *n).collect();
+        let due: Vec<NodeId> = self
+            .restarts
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(n, _)| *n)
+            .collect();
         for node in due {
             self.restarts.remove(&node);
             self.cluster.restart(node);
@@ -225,15 +257,28 @@ impl Driver {
         }
         let current = chain.committee(chain.epoch()).unwrap_or_default().shards;
         let nodes: Vec<NodeId> = self.cluster.nodes.keys().copied().collect();
+        let previous = chain.committee(chain.epoch().saturating_sub(1)).unwrap_or_default().shards;
+        let hot = top_gainer(&previous, &current);
         let next = if churn {
-            next_committee(&mut self.churn, &current, &nodes, self.knobs.churn_move, self.knobs.churn_membership)
+            next_committee(
+                &mut self.churn,
+                &current,
+                &nodes,
+                self.knobs.churn_move,
+                self.knobs.churn_membership,
+                hot,
+            )
         } else {
             current
         };
         let summary = committee_summary(&next);
         match self.cluster.chain.start_epoch_change(next) {
             Ok(epoch) => {
-                self.cluster.recorder.record_at(self.now_ms(), None, TraceKind::Chain(format!("epoch-change {epoch} {summary}")));
+                self.cluster.recorder.record_at(
+                    self.now_ms(),
+                    None,
+                    TraceKind::Chain(format!("epoch-change {epoch} {summary}")),
+                );
                 true
             }
             Err(_) => false,
@@ -285,13 +330,19 @@ impl Driver {
         for host in self.cluster.nodes.values() {
             host.disk.set_eio(false);
             host.disk.set_corrupt_reads(0);
-            host.switches.byzantine_source.store(false, std::sync::atomic::Ordering::Relaxed);
+            host.switches
+                .byzantine_source
+                .store(false, std::sync::atomic::Ordering::Relaxed);
         }
         let pending: BTreeSet<NodeId> = std::mem::take(&mut self.restarts).into_keys().collect();
         let nodes: Vec<NodeId> = self.cluster.nodes.keys().copied().collect();
         for node in nodes {
             if let Some(reason) = self.restart_reason(node, &pending) {
-                self.cluster.recorder.record_at(self.now_ms(), Some(node), TraceKind::Harness(format!("heal restart: {reason}")));
+                self.cluster.recorder.record_at(
+                    self.now_ms(),
+                    Some(node),
+                    TraceKind::Harness(format!("heal restart: {reason}")),
+                );
                 self.cluster.restart(node);
             }
         }
@@ -340,7 +391,9 @@ impl Driver {
             } else if now >= next_check && final_epoch {
                 next_check = now + 2000;
                 if self.model_converged() || now + 2000 >= deadline {
-                    self.control.send(ControlCommand::Audit { blobs: self.readable_blobs() });
+                    self.control.send(ControlCommand::Audit {
+                        blobs: self.readable_blobs(),
+                    });
                     audit_pending = true;
                 }
             }
@@ -356,14 +409,18 @@ impl Driver {
             return None;
         }
         let stuck = (!final_epoch).then(|| self.stuck_epoch_change());
-        let mut first = last.into_iter().next().or(stuck).unwrap_or_else(|| Violation {
-            invariant: Invariant::Liveness,
-            node: None,
-            shard: None,
-            t_ms: self.now_ms(),
-            message: "the cluster did not converge and no audit completed".into(),
-            context: Vec::new(),
-        });
+        let mut first = last
+            .into_iter()
+            .next()
+            .or(stuck)
+            .unwrap_or_else(|| Violation {
+                invariant: Invariant::Liveness,
+                node: None,
+                shard: None,
+                t_ms: self.now_ms(),
+                message: "the cluster did not converge and no audit completed".into(),
+                context: Vec::new(),
+            });
         let trace = self.cluster.recorder.lock();
         first.context = trace.context(trace.len().saturating_sub(1), 30);
         Some(first)
@@ -375,8 +432,16 @@ impl Driver {
         let epoch = chain.epoch();
         let committee = chain.committee(epoch).unwrap_or_default();
         let attested = chain.attestations(epoch);
-        let weight = committee.shards.values().filter(|n| attested.contains(n)).count();
-        let missing: Vec<String> = committee.members().difference(&attested).map(|n| n.to_string()).collect();
+        let weight = committee
+            .shards
+            .values()
+            .filter(|n| attested.contains(n))
+            .count();
+        let missing: Vec<String> = committee
+            .members()
+            .difference(&attested)
+            .map(|n| n.to_string())
+            .collect();
         Violation {
             invariant: Invariant::Liveness,
             node: None,
@@ -419,7 +484,14 @@ impl Driver {
         self.workload
             .blobs()
             .into_iter()
-            .filter(|(id, b)| b.truth.consistent && self.cluster.chain.blob(*id).is_some_and(|r| r.is_certified_at(epoch)))
+            .filter(|(id, b)| {
+                b.truth.consistent
+                    && self
+                        .cluster
+                        .chain
+                        .blob(*id)
+                        .is_some_and(|r| r.is_certified_at(epoch))
+            })
             .map(|(id, b)| (id, b.data))
             .collect()
     }
@@ -429,12 +501,20 @@ impl Driver {
         let chain = &self.cluster.chain;
         let committee = chain.committee(chain.epoch()).unwrap_or_default();
         self.cluster.nodes.keys().all(|node| {
-            let Some(m) = self.oracle.nodes.get(node) else { return false };
+            let Some(m) = self.oracle.nodes.get(node) else {
+                return false;
+            };
             let owned: BTreeSet<_> = committee.shards_of(*node);
-            let want = if owned.is_empty() { NodeStatus::Standby } else { NodeStatus::Active };
+            let want = if owned.is_empty() {
+                NodeStatus::Standby
+            } else {
+                NodeStatus::Active
+            };
             m.status == Some(want)
                 && m.sync_running.is_empty()
-                && owned.iter().all(|s| m.shards.get(s) == Some(&ShardStatus::Active))
+                && owned
+                    .iter()
+                    .all(|s| m.shards.get(s) == Some(&ShardStatus::Active))
         })
     }
 }
@@ -446,7 +526,15 @@ fn committee_summary(c: &BTreeMap<shardstorm_node::ShardIndex, NodeId>) -> Strin
     }
     by_node
         .iter()
-        .map(|(n, s)| format!("{n}:{}", s.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")))
+        .map(|(n, s)| {
+            format!(
+                "{n}:{}",
+                s.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -3,6 +3,7 @@
 //! checks the spec's invariants, a liveness phase, determinism checks, run files and shrinking.
 
 pub mod apply;
+pub mod buggify;
 pub mod churn;
 pub mod cluster;
 pub mod control;

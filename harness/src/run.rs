@@ -38,6 +38,7 @@ pub fn run(spec: &RunSpec) -> RunResult {
     let knobs = spec.resolved_knobs();
     let schedule = spec.resolved_schedule(&knobs);
     let mut builder = ClusterBuilder::new(spec.seed, spec.nodes, spec.shards);
+    builder.config = crate::buggify::node_config(spec.seed);
     builder.config.bugs = spec.bugs.clone();
     builder.tick = Duration::from_millis(spec.tick_ms.max(1));
     builder.max_latency = MAX_LATENCY;
@@ -54,13 +55,36 @@ pub fn run(spec: &RunSpec) -> RunResult {
         delete_probability: 0.05,
         inconsistent_probability: 0.02,
     };
-    let (chain, encoding, recorder, wlog) = (cluster.chain.clone(), cluster.encoding.clone(), cluster.recorder.clone(), log.clone());
-    cluster.sim.client("workload", async move { workload::run(wl, chain, encoding, recorder, wlog).await });
+    let (chain, encoding, recorder, wlog) = (
+        cluster.chain.clone(),
+        cluster.encoding.clone(),
+        cluster.recorder.clone(),
+        log.clone(),
+    );
+    cluster.sim.client("workload", async move {
+        workload::run(wl, chain, encoding, recorder, wlog).await
+    });
     let slots = cluster.slots();
-    let (chain, encoding, recorder) = (cluster.chain.clone(), cluster.encoding.clone(), cluster.recorder.clone());
+    let (chain, encoding, recorder) = (
+        cluster.chain.clone(),
+        cluster.encoding.clone(),
+        cluster.recorder.clone(),
+    );
     let control = control::install(&mut cluster.sim, slots, chain, encoding, recorder);
-    cluster.recorder.record_at(0, None, TraceKind::Harness(format!("run seed={} bugs={:?}", spec.seed, spec.bugs.iter().map(|b| b.name()).collect::<Vec<_>>())));
+    cluster.recorder.record_at(
+        0,
+        None,
+        TraceKind::Harness(format!(
+            "run seed={} bugs={:?}",
+            spec.seed,
+            spec.bugs.iter().map(|b| b.name()).collect::<Vec<_>>()
+        )),
+    );
+    let config = crate::buggify::describe(&builder.config);
+    cluster.recorder.record_at(0, None, TraceKind::Harness(format!("node config {config}")));
+    let switch_ms = builder.config.switch_to_recovery_interval.as_millis() as u64;
     let mut driver = Driver::new(cluster, control, log, spec, knobs.clone(), &schedule);
+    driver.oracle = crate::oracle::SafetyOracle::with_switch_interval(driver.cluster.chain.clone(), switch_ms);
     let judge = budget::check(&schedule, usize::from(spec.nodes)).is_ok();
     if driver.chaos(chaos) && driver.violation.is_none() {
         driver.violation = driver.liveness(judge);
@@ -74,5 +98,14 @@ pub fn run(spec: &RunSpec) -> RunResult {
         // A runtime that panicked mid-step may panic again when dropped: leak it instead.
         std::mem::forget(driver);
     }
-    RunResult { spec: spec.clone(), knobs, schedule, violation, trace, trace_hash, sim_ms, steps }
+    RunResult {
+        spec: spec.clone(),
+        knobs,
+        schedule,
+        violation,
+        trace,
+        trace_hash,
+        sim_ms,
+        steps,
+    }
 }
