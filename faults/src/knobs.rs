@@ -220,9 +220,9 @@ impl Knobs {
                 rate,
             };
         }
-        knobs.epoch_ms = rng.random_range(20..=200u64) * 100;
-        knobs.churn_move = quantize(rng.random_range(0.0..0.8));
-        knobs.churn_membership = quantize(rng.random_range(0.0..0.3));
+        knobs.epoch_ms = rng.random_range(10..=80u64) * 100;
+        knobs.churn_move = quantize(rng.random_range(0.2..1.0));
+        knobs.churn_membership = quantize(rng.random_range(0.1..0.9));
         knobs.workload_rate = quantize(rng.random_range(1.0..50.0));
         knobs
     }

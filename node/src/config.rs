@@ -33,11 +33,15 @@ pub enum Bug {
     /// attests only that stale epoch, never the current one, and the current epoch change can
     /// stall for want of its shards.
     StaleEpochAttestation,
+    /// Found by exploration: a node that was down while it lost a shard never locks it (catch-up
+    /// skips old epoch changes), so when it regains the shard the storage is still `Active` with
+    /// stale contents and `start_new_shard_sync` skips it: blobs certified meanwhile are missing.
+    StaleActiveShardRegained,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -47,6 +51,7 @@ impl Bug {
         Bug::DroppedShardSyncBlocksAttestation,
         Bug::RecoveryClobbersRunningSync,
         Bug::StaleEpochAttestation,
+        Bug::StaleActiveShardRegained,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -61,6 +66,7 @@ impl Bug {
             Bug::DroppedShardSyncBlocksAttestation => "dropped-shard-sync-blocks-attestation",
             Bug::RecoveryClobbersRunningSync => "recovery-clobbers-running-sync",
             Bug::StaleEpochAttestation => "stale-epoch-attestation",
+            Bug::StaleActiveShardRegained => "stale-active-shard-regained",
         }
     }
 }
@@ -73,7 +79,7 @@ impl fmt::Display for Bug {
 
 /// An unknown bug name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation)")]
+#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained)")]
 pub struct UnknownBug(pub String);
 
 impl std::str::FromStr for Bug {

@@ -89,6 +89,7 @@ impl Node {
         let diff = self.diff()?;
         if !diff.gained.is_empty() {
             for shard in &diff.gained {
+                self.reset_stale_shard(*shard)?;
                 self.ctx.fail.check("db.create_shard.before").await?;
                 self.create_shard(*shard)?;
             }
@@ -108,6 +109,21 @@ impl Node {
             to_remove: diff.to_remove,
         });
         Ok(false)
+    }
+
+    /// A gained shard (not owned in the previous committee) whose storage is still `Active` is
+    /// left over from an earlier tenure that was never locked (the node was down when it lost
+    /// the shard): its contents are stale, so its storage is dropped (S8) and created anew.
+    fn reset_stale_shard(&self, shard: ShardIndex) -> Result<(), NodeError> {
+        if self.config.has(Bug::StaleActiveShardRegained) {
+            return Ok(());
+        }
+        if self.storage.shard_status(shard)? == Some(ShardStatus::Active) {
+            tracing::warn!(node = %self.ctx.id, %shard, "regained shard is Active from an old tenure; resyncing it");
+            self.cancel_shard_sync(shard);
+            self.drop_shard(shard)?;
+        }
+        Ok(())
     }
 
     /// S7 for every shard in `to_lock` that has storage.
@@ -149,6 +165,7 @@ impl Node {
         if !in_previous && !diff.gained.is_empty() {
             let shard_map = self.shard_map_lock.write().await;
             for shard in &diff.gained {
+                self.reset_stale_shard(*shard)?;
                 self.create_shard(*shard)?;
             }
             self.write_node_status(NodeStatusWriter::N6, NodeStatus::RecoverMetadata, None)
