@@ -37,11 +37,15 @@ pub enum Bug {
     /// skips old epoch changes), so when it regains the shard the storage is still `Active` with
     /// stale contents and `start_new_shard_sync` skips it: blobs certified meanwhile are missing.
     StaleActiveShardRegained,
+    /// Found by exploration: a shard moved out (locked) while its sync still ran and then moved
+    /// back in is skipped by `start_new_shard_sync` because the old task is still in the map;
+    /// the old task's S4 leaves `LockedToMove`, so the owned shard stays locked for good.
+    RegainedLockedShardStaysLocked,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -52,6 +56,7 @@ impl Bug {
         Bug::RecoveryClobbersRunningSync,
         Bug::StaleEpochAttestation,
         Bug::StaleActiveShardRegained,
+        Bug::RegainedLockedShardStaysLocked,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -67,6 +72,7 @@ impl Bug {
             Bug::RecoveryClobbersRunningSync => "recovery-clobbers-running-sync",
             Bug::StaleEpochAttestation => "stale-epoch-attestation",
             Bug::StaleActiveShardRegained => "stale-active-shard-regained",
+            Bug::RegainedLockedShardStaysLocked => "regained-locked-shard-stays-locked",
         }
     }
 }
@@ -79,7 +85,7 @@ impl fmt::Display for Bug {
 
 /// An unknown bug name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained)")]
+#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked)")]
 pub struct UnknownBug(pub String);
 
 impl std::str::FromStr for Bug {

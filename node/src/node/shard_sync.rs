@@ -142,13 +142,19 @@ impl Node {
         self: &Arc<Self>,
         shard: ShardIndex,
     ) -> Result<(), NodeError> {
-        if lock(&self.sync_tasks).contains_key(&shard) {
-            return Ok(());
-        }
         let status = self
             .storage
             .shard_status(shard)?
             .ok_or(NodeError::ShardNotAssigned(shard))?;
+        if lock(&self.sync_tasks).contains_key(&shard) {
+            // A task left over from before the shard was locked and regained would finish into
+            // `LockedToMove`: replace it.
+            let stale = status == ShardStatus::LockedToMove && self.owned_shards().contains(&shard);
+            if !stale || self.config.has(Bug::RegainedLockedShardStaysLocked) {
+                return Ok(());
+            }
+            self.cancel_shard_sync(shard);
+        }
         if status == ShardStatus::Active {
             return Ok(());
         }

@@ -1,7 +1,9 @@
 //! Calls to other hosts: one request and one response per exchange, every connect and every
 //! exchange under a timeout (a connect to a crashed host never returns on its own). A `Pool`
 //! keeps idle connections per host, so steady traffic does not open a connection (and use up an
-//! ephemeral port) per request.
+//! ephemeral port) per request, and stops dialling a host for a while after a connect to it
+//! timed out (turmoil 0.7.2 never frees the port of a connect abandoned before its SYN-ACK, so
+//! dialling a crashed or partitioned host in a loop would exhaust the ephemeral ports).
 
 use super::frame::{codec, decode, encode, WireError};
 use super::message::{Envelope, Response};
@@ -25,7 +27,12 @@ type Connection = Framed<turmoil::net::TcpStream, LengthDelimitedCodec>;
 #[derive(Default)]
 pub struct Pool {
     idle: Mutex<BTreeMap<(String, u16), Vec<Connection>>>,
+    /// Hosts whose last connect timed out, and until when they are not dialled again.
+    unreachable: Mutex<BTreeMap<(String, u16), tokio::time::Instant>>,
 }
+
+/// How long a host whose connect timed out is not dialled again, in connect timeouts.
+const UNREACHABLE_FOR: u32 = 2;
 
 /// At most this many idle connections are kept per host.
 const MAX_IDLE_PER_HOST: usize = 4;
@@ -64,10 +71,25 @@ impl Pool {
                 return Ok(response);
             }
         }
-        let mut conn = connect(host, port, t).await?;
+        let mut conn = self.dial(&key, t).await?;
         let response = exchange(&mut conn, &bytes, host, t).await?;
         self.put(key, conn);
         Ok(response)
+    }
+
+    /// Connects, unless the host recently timed out.
+    async fn dial(&self, key: &(String, u16), t: CallTimeouts) -> Result<Connection, WireError> {
+        let now = tokio::time::Instant::now();
+        let blocked = self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).get(key).is_some_and(|u| *u > now);
+        if blocked {
+            return Err(WireError::ConnectTimeout(key.0.clone()));
+        }
+        let result = connect(&key.0, key.1, t).await;
+        if matches!(result, Err(WireError::ConnectTimeout(_))) {
+            let until = tokio::time::Instant::now() + t.connect * UNREACHABLE_FOR;
+            self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), until);
+        }
+        result
     }
 }
 
