@@ -51,8 +51,14 @@ impl ClusterBuilder {
 
     fn genesis(&self) -> BTreeMap<ShardIndex, NodeId> {
         self.genesis.clone().unwrap_or_else(|| {
-            let members = if self.nodes >= 4 { self.nodes - 1 } else { self.nodes };
-            (0..self.shards).map(|i| (ShardIndex(i), NodeId(i % members))).collect()
+            let members = if self.nodes >= 4 {
+                self.nodes - 1
+            } else {
+                self.nodes
+            };
+            (0..self.shards)
+                .map(|i| (ShardIndex(i), NodeId(i % members)))
+                .collect()
         })
     }
 
@@ -66,17 +72,24 @@ impl ClusterBuilder {
             .max_message_latency(self.max_latency)
             .simulation_duration(self.sim_duration)
             .tcp_capacity(1024)
+            // Every port above the node port: turmoil leaks the port of an abandoned connect.
+            .ephemeral_ports(10_000..=65_535)
             .build();
         let chain = Chain::new(self.genesis());
         let registry = Registry::new(self.seed ^ 0x6661_756c_7473);
         let recorder = Recorder::default();
         install_hit_observer(&registry, &recorder);
-        let encoding = EncodingConfig::new(self.shards).expect("shard count accepted by the builder");
+        let encoding =
+            EncodingConfig::new(self.shards).expect("shard count accepted by the builder");
         let mut nodes = BTreeMap::new();
         for i in 0..self.nodes {
             let id = NodeId(i);
             let host = NodeHost {
-                disk: SimDisk::new(self.seed.wrapping_add(u64::from(i)).wrapping_mul(0x9e37_79b9)),
+                disk: SimDisk::new(
+                    self.seed
+                        .wrapping_add(u64::from(i))
+                        .wrapping_mul(0x9e37_79b9),
+                ),
                 switches: Arc::default(),
                 slot: Arc::default(),
                 up: true,
@@ -91,7 +104,11 @@ impl ClusterBuilder {
                     switches: host.switches.clone(),
                     seed: self.seed ^ u64::from(i),
                 },
-                config: self.node_configs.get(&id).cloned().unwrap_or_else(|| self.config.clone()),
+                config: self
+                    .node_configs
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| self.config.clone()),
                 disk: Disk::Sim(host.disk.clone()),
                 chain: chain.clone(),
                 encoding: encoding.clone(),
@@ -102,7 +119,14 @@ impl ClusterBuilder {
             sim.host(id.host(), move || shardstorm_node::run(setup.clone()));
             nodes.insert(id, host);
         }
-        Cluster { sim, chain, registry, recorder, nodes, encoding }
+        Cluster {
+            sim,
+            chain,
+            registry,
+            recorder,
+            nodes,
+            encoding,
+        }
     }
 }
 
@@ -110,8 +134,17 @@ impl ClusterBuilder {
 fn install_hit_observer(registry: &Registry, recorder: &Recorder) {
     let recorder = recorder.clone();
     registry.set_hit_observer(Box::new(move |node, point, action| {
-        let node = node.strip_prefix('n').and_then(|n| n.parse().ok()).map(NodeId);
-        recorder.record(node, TraceKind::FailPoint { point: point.to_string(), action: action.to_string() });
+        let node = node
+            .strip_prefix('n')
+            .and_then(|n| n.parse().ok())
+            .map(NodeId);
+        recorder.record(
+            node,
+            TraceKind::FailPoint {
+                point: point.to_string(),
+                action: action.to_string(),
+            },
+        );
     }));
 }
 
@@ -136,17 +169,24 @@ pub struct Cluster {
 impl Cluster {
     /// The admin handle of a running node (None while it is down or starting).
     pub fn handle(&self, node: NodeId) -> Option<NodeHandle> {
-        self.nodes.get(&node).and_then(|h| h.slot.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        self.nodes
+            .get(&node)
+            .and_then(|h| h.slot.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     /// Shared handle slots, for test clients that outlive restarts.
     pub fn slots(&self) -> BTreeMap<NodeId, Arc<Mutex<Option<NodeHandle>>>> {
-        self.nodes.iter().map(|(id, h)| (*id, h.slot.clone())).collect()
+        self.nodes
+            .iter()
+            .map(|(id, h)| (*id, h.slot.clone()))
+            .collect()
     }
 
     /// Crashes a node: its runtime is dropped and its disk loses unsynced writes.
     pub fn crash(&mut self, node: NodeId) {
-        let Some(host) = self.nodes.get_mut(&node) else { return };
+        let Some(host) = self.nodes.get_mut(&node) else {
+            return;
+        };
         if !host.up {
             return;
         }
@@ -156,7 +196,11 @@ impl Cluster {
         self.sim.crash(node.host());
         host.up = false;
         *host.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.recorder.record_at(self.now_ms(), Some(node), TraceKind::Harness("crashed".into()));
+        self.recorder.record_at(
+            self.now_ms(),
+            Some(node),
+            TraceKind::Harness("crashed".into()),
+        );
     }
 
     /// Restarts a node (from its host factory); a running node is crashed first.
@@ -164,10 +208,16 @@ impl Cluster {
         if self.nodes.get(&node).is_some_and(|h| h.up) {
             self.crash(node);
         }
-        let Some(host) = self.nodes.get_mut(&node) else { return };
+        let Some(host) = self.nodes.get_mut(&node) else {
+            return;
+        };
         self.sim.bounce(node.host());
         host.up = true;
-        self.recorder.record_at(self.now_ms(), Some(node), TraceKind::Harness("restarted".into()));
+        self.recorder.record_at(
+            self.now_ms(),
+            Some(node),
+            TraceKind::Harness("restarted".into()),
+        );
     }
 
     /// Simulated time in milliseconds.

@@ -29,7 +29,12 @@ pub struct Pool {
     idle: Mutex<BTreeMap<(String, u16), Vec<Connection>>>,
     /// Hosts whose last connect timed out, and until when they are not dialled again.
     unreachable: Mutex<BTreeMap<(String, u16), tokio::time::Instant>>,
+    /// At most `MAX_DIALS_PER_HOST` connects in flight per host; later callers wait.
+    dials: Mutex<BTreeMap<(String, u16), std::sync::Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Connects in flight per host at most.
+const MAX_DIALS_PER_HOST: usize = 4;
 
 /// How long a host whose connect timed out is not dialled again, in connect timeouts.
 const UNREACHABLE_FOR: u32 = 2;
@@ -79,6 +84,14 @@ impl Pool {
 
     /// Connects, unless the host recently timed out.
     async fn dial(&self, key: &(String, u16), t: CallTimeouts) -> Result<Connection, WireError> {
+        let slots = self
+            .dials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_DIALS_PER_HOST)))
+            .clone();
+        let _slot = slots.acquire_owned().await.map_err(|_| WireError::Closed)?;
         let now = tokio::time::Instant::now();
         let blocked = self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).get(key).is_some_and(|u| *u > now);
         if blocked {
