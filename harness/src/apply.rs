@@ -34,7 +34,9 @@ pub fn apply(
     max_latency: Duration,
     deferred: &mut Vec<(NodeId, NodeStatus)>,
 ) -> Vec<(Duration, Undo)> {
-    cluster.recorder.record_at(cluster.now_ms(), None, TraceKind::Fault(fault_text(fault)));
+    cluster
+        .recorder
+        .record_at(cluster.now_ms(), None, TraceKind::Fault(fault_text(fault)));
     if cluster.registry.apply(fault).unwrap_or(false) {
         return Vec::new();
     }
@@ -48,7 +50,12 @@ pub fn apply(
                 return vec![(*down, Undo::Restart(id))];
             }
         }
-        Fault::Partition { a, b, oneway, duration } => return partition(cluster, a, b, *oneway, *duration),
+        Fault::Partition {
+            a,
+            b,
+            oneway,
+            duration,
+        } => return partition(cluster, a, b, *oneway, *duration),
         Fault::Hold { a, b, duration } => {
             let mut undo = Vec::new();
             for (x, y) in pairs(a, b) {
@@ -62,7 +69,9 @@ pub fn apply(
             return vec![(*duration, Undo::FailRate)];
         }
         Fault::LatencySpike { max_ms, duration } => {
-            cluster.sim.set_max_message_latency(Duration::from_millis(*max_ms).max(max_latency));
+            cluster
+                .sim
+                .set_max_message_latency(Duration::from_millis(*max_ms).max(max_latency));
             return vec![(*duration, Undo::Latency)];
         }
         Fault::DiskEio { node: n, duration } => {
@@ -71,8 +80,14 @@ pub fn apply(
                 return vec![(*duration, Undo::DiskEio(id))];
             }
         }
-        Fault::DiskTornOnCrash { node: n } => node(n).into_iter().for_each(|id| cluster.nodes[&id].disk.set_torn_writes(true)),
-        Fault::DiskCorruptReads { node: n, per_mille, duration } => {
+        Fault::DiskTornOnCrash { node: n } => node(n)
+            .into_iter()
+            .for_each(|id| cluster.nodes[&id].disk.set_torn_writes(true)),
+        Fault::DiskCorruptReads {
+            node: n,
+            per_mille,
+            duration,
+        } => {
             if let Some(id) = node(n) {
                 cluster.nodes[&id].disk.set_corrupt_reads(*per_mille);
                 return vec![(*duration, Undo::DiskCorrupt(id))];
@@ -80,21 +95,35 @@ pub fn apply(
         }
         Fault::Byzantine { node: n, duration } => {
             if let Some(id) = node(n) {
-                cluster.nodes[&id].switches.byzantine_source.store(true, Ordering::Relaxed);
+                cluster.nodes[&id]
+                    .switches
+                    .byzantine_source
+                    .store(true, Ordering::Relaxed);
                 return vec![(*duration, Undo::Byzantine(id))];
             }
         }
-        Fault::StatusChange { node: n, status } => status_change(cluster, node(n), status, deferred),
+        Fault::StatusChange { node: n, status } => {
+            status_change(cluster, node(n), status, deferred)
+        }
         Fault::FailPoint { .. } | Fault::ClearFailPoint { .. } | Fault::OpenGate { .. } => {}
     }
     Vec::new()
 }
 
 fn pairs(a: &[String], b: &[String]) -> Vec<(String, String)> {
-    a.iter().flat_map(|x| b.iter().map(move |y| (x.clone(), y.clone()))).filter(|(x, y)| x != y).collect()
+    a.iter()
+        .flat_map(|x| b.iter().map(move |y| (x.clone(), y.clone())))
+        .filter(|(x, y)| x != y)
+        .collect()
 }
 
-fn partition(cluster: &mut Cluster, a: &[String], b: &[String], oneway: bool, duration: Duration) -> Vec<(Duration, Undo)> {
+fn partition(
+    cluster: &mut Cluster,
+    a: &[String],
+    b: &[String],
+    oneway: bool,
+    duration: Duration,
+) -> Vec<(Duration, Undo)> {
     let mut undo = Vec::new();
     for (x, y) in pairs(a, b) {
         if oneway {
@@ -111,18 +140,31 @@ fn partition(cluster: &mut Cluster, a: &[String], b: &[String], oneway: bool, du
 /// the next epoch change starts (as N3/N4 would find the node lagging), so the catch-up path has
 /// an `EpochChangeStart` ahead of it. Any other status is not one the protocol writes from
 /// outside, and is skipped.
-fn status_change(cluster: &Cluster, node: Option<NodeId>, status: &str, deferred: &mut Vec<(NodeId, NodeStatus)>) {
-    let (Some(node), Ok(status)) = (node, status.parse::<NodeStatus>()) else { return };
+fn status_change(
+    cluster: &Cluster,
+    node: Option<NodeId>,
+    status: &str,
+    deferred: &mut Vec<(NodeId, NodeStatus)>,
+) {
+    let (Some(node), Ok(status)) = (node, status.parse::<NodeStatus>()) else {
+        return;
+    };
     if status == NodeStatus::RecoveryCatchUp {
         deferred.push((node, status));
     } else {
         let text = format!("status {status} skipped (not written from outside by the protocol)");
-        cluster.recorder.record_at(cluster.now_ms(), Some(node), TraceKind::Harness(text));
+        cluster
+            .recorder
+            .record_at(cluster.now_ms(), Some(node), TraceKind::Harness(text));
     }
 }
 
 /// Sends deferred status writes to the nodes that are up.
-pub fn send_status_changes(cluster: &Cluster, control: &Control, deferred: Vec<(NodeId, NodeStatus)>) {
+pub fn send_status_changes(
+    cluster: &Cluster,
+    control: &Control,
+    deferred: Vec<(NodeId, NodeStatus)>,
+) {
     for (node, status) in deferred {
         if cluster.nodes.get(&node).is_some_and(|h| h.up) {
             control.send(ControlCommand::SetStatus { node, status });
@@ -133,14 +175,21 @@ pub fn send_status_changes(cluster: &Cluster, control: &Control, deferred: Vec<(
 /// Undoes a healed fault.
 pub fn undo(cluster: &mut Cluster, undo: &Undo, max_latency: Duration) {
     match undo {
-        Undo::Repair { a, b, oneway: false } => cluster.sim.repair(a.as_str(), b.as_str()),
+        Undo::Repair {
+            a,
+            b,
+            oneway: false,
+        } => cluster.sim.repair(a.as_str(), b.as_str()),
         Undo::Repair { a, b, oneway: true } => cluster.sim.repair_oneway(a.as_str(), b.as_str()),
         Undo::Release { a, b } => cluster.sim.release(a.as_str(), b.as_str()),
         Undo::FailRate => cluster.sim.set_fail_rate(0.0),
         Undo::Latency => cluster.sim.set_max_message_latency(max_latency),
         Undo::DiskEio(id) => cluster.nodes[id].disk.set_eio(false),
         Undo::DiskCorrupt(id) => cluster.nodes[id].disk.set_corrupt_reads(0),
-        Undo::Byzantine(id) => cluster.nodes[id].switches.byzantine_source.store(false, Ordering::Relaxed),
+        Undo::Byzantine(id) => cluster.nodes[id]
+            .switches
+            .byzantine_source
+            .store(false, Ordering::Relaxed),
         Undo::Restart(id) => {
             if !cluster.nodes[id].up {
                 cluster.restart(*id);
@@ -151,7 +200,11 @@ pub fn undo(cluster: &mut Cluster, undo: &Undo, max_latency: Duration) {
 
 /// The schedule text of one fault.
 pub fn fault_text(fault: &Fault) -> String {
-    let entry = shardstorm_faults::ScheduleEntry::Timed { at: Duration::ZERO, fault: fault.clone() };
+    let entry = shardstorm_faults::ScheduleEntry::Timed {
+        at: Duration::ZERO,
+        fault: fault.clone(),
+    };
     let text = entry.to_string();
-    text.split_once(' ').map_or(text.clone(), |(_, rest)| rest.to_string())
+    text.split_once(' ')
+        .map_or(text.clone(), |(_, rest)| rest.to_string())
 }

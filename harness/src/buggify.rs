@@ -26,12 +26,22 @@ pub fn node_config(seed: u64) -> NodeConfig {
     rng.set_stream(STREAM);
     let mut c = NodeConfig::simulation();
     let ms = Duration::from_millis;
-    c.max_concurrent_metadata_fetch = pick(&mut rng, c.max_concurrent_metadata_fetch, &[1, 2, 4, 100]);
-    c.sliver_count_per_sync_request = pick(&mut rng, c.sliver_count_per_sync_request, &[1, 3, 10, 1000]);
+    c.max_concurrent_metadata_fetch =
+        pick(&mut rng, c.max_concurrent_metadata_fetch, &[1, 2, 4, 100]);
+    c.sliver_count_per_sync_request =
+        pick(&mut rng, c.sliver_count_per_sync_request, &[1, 3, 10, 1000]);
     c.shard_sync_concurrency = pick(&mut rng, c.shard_sync_concurrency, &[1, 2]);
     c.max_concurrent_blob_recovery = pick(&mut rng, c.max_concurrent_blob_recovery, &[1, 5]);
-    c.switch_to_recovery_interval = pick(&mut rng, c.switch_to_recovery_interval, &[ms(3000), ms(30_000)]);
-    let (min, max) = pick(&mut rng, (c.backoff_min, c.backoff_max), &[(ms(200), ms(2000)), (ms(1000), ms(10_000))]);
+    c.switch_to_recovery_interval = pick(
+        &mut rng,
+        c.switch_to_recovery_interval,
+        &[ms(3000), ms(30_000)],
+    );
+    let (min, max) = pick(
+        &mut rng,
+        (c.backoff_min, c.backoff_max),
+        &[(ms(200), ms(2000)), (ms(1000), ms(10_000))],
+    );
     (c.backoff_min, c.backoff_max) = (min, max);
     c.recovery_round_interval = pick(&mut rng, c.recovery_round_interval, &[ms(200), ms(3000)]);
     c.event_poll_interval = pick(&mut rng, c.event_poll_interval, &[ms(20), ms(200)]);
@@ -47,14 +57,46 @@ pub fn describe(c: &NodeConfig) -> String {
             out.push(format!("{name}={a}"));
         }
     };
-    diff("metadata_fetch", c.max_concurrent_metadata_fetch.to_string(), d.max_concurrent_metadata_fetch.to_string());
-    diff("slivers_per_request", c.sliver_count_per_sync_request.to_string(), d.sliver_count_per_sync_request.to_string());
-    diff("sync_concurrency", c.shard_sync_concurrency.to_string(), d.shard_sync_concurrency.to_string());
-    diff("blob_recovery", c.max_concurrent_blob_recovery.to_string(), d.max_concurrent_blob_recovery.to_string());
-    diff("switch_ms", c.switch_to_recovery_interval.as_millis().to_string(), d.switch_to_recovery_interval.as_millis().to_string());
-    diff("backoff_min_ms", c.backoff_min.as_millis().to_string(), d.backoff_min.as_millis().to_string());
-    diff("recovery_round_ms", c.recovery_round_interval.as_millis().to_string(), d.recovery_round_interval.as_millis().to_string());
-    diff("event_poll_ms", c.event_poll_interval.as_millis().to_string(), d.event_poll_interval.as_millis().to_string());
+    diff(
+        "metadata_fetch",
+        c.max_concurrent_metadata_fetch.to_string(),
+        d.max_concurrent_metadata_fetch.to_string(),
+    );
+    diff(
+        "slivers_per_request",
+        c.sliver_count_per_sync_request.to_string(),
+        d.sliver_count_per_sync_request.to_string(),
+    );
+    diff(
+        "sync_concurrency",
+        c.shard_sync_concurrency.to_string(),
+        d.shard_sync_concurrency.to_string(),
+    );
+    diff(
+        "blob_recovery",
+        c.max_concurrent_blob_recovery.to_string(),
+        d.max_concurrent_blob_recovery.to_string(),
+    );
+    diff(
+        "switch_ms",
+        c.switch_to_recovery_interval.as_millis().to_string(),
+        d.switch_to_recovery_interval.as_millis().to_string(),
+    );
+    diff(
+        "backoff_min_ms",
+        c.backoff_min.as_millis().to_string(),
+        d.backoff_min.as_millis().to_string(),
+    );
+    diff(
+        "recovery_round_ms",
+        c.recovery_round_interval.as_millis().to_string(),
+        d.recovery_round_interval.as_millis().to_string(),
+    );
+    diff(
+        "event_poll_ms",
+        c.event_poll_interval.as_millis().to_string(),
+        d.event_poll_interval.as_millis().to_string(),
+    );
     if out.is_empty() {
         "defaults".into()
     } else {
@@ -69,7 +111,8 @@ mod tests {
     #[test]
     fn draws_are_deterministic_and_vary() {
         assert_eq!(node_config(7), node_config(7));
-        let distinct: std::collections::BTreeSet<String> = (0..40).map(|s| describe(&node_config(s))).collect();
+        let distinct: std::collections::BTreeSet<String> =
+            (0..40).map(|s| describe(&node_config(s))).collect();
         assert!(distinct.len() > 20, "{distinct:?}");
         assert!(distinct.contains("defaults") || distinct.len() == 40);
     }

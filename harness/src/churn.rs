@@ -7,14 +7,20 @@ use shardstorm_node::{NodeId, ShardIndex};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The node that gained the most shards from `before` to `after`, if any gained.
-pub fn top_gainer(before: &BTreeMap<ShardIndex, NodeId>, after: &BTreeMap<ShardIndex, NodeId>) -> Option<NodeId> {
+pub fn top_gainer(
+    before: &BTreeMap<ShardIndex, NodeId>,
+    after: &BTreeMap<ShardIndex, NodeId>,
+) -> Option<NodeId> {
     let mut gains: BTreeMap<NodeId, usize> = BTreeMap::new();
     for (shard, owner) in after {
         if before.get(shard) != Some(owner) {
             *gains.entry(*owner).or_default() += 1;
         }
     }
-    gains.into_iter().max_by_key(|(n, g)| (*g, std::cmp::Reverse(*n))).map(|(n, _)| n)
+    gains
+        .into_iter()
+        .max_by_key(|(n, g)| (*g, std::cmp::Reverse(*n)))
+        .map(|(n, _)| n)
 }
 
 /// Never shrink the committee below this many members.

@@ -63,8 +63,13 @@ pub fn install(
     Control { tx, audit }
 }
 
-fn handle_of(slots: &BTreeMap<NodeId, Arc<Mutex<Option<NodeHandle>>>>, node: NodeId) -> Option<NodeHandle> {
-    slots.get(&node).and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone())
+fn handle_of(
+    slots: &BTreeMap<NodeId, Arc<Mutex<Option<NodeHandle>>>>,
+    node: NodeId,
+) -> Option<NodeHandle> {
+    slots
+        .get(&node)
+        .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone())
 }
 
 async fn run(
@@ -83,7 +88,10 @@ async fn run(
                     None => Some("node is down".to_string()),
                 };
                 if let Some(e) = outcome {
-                    recorder.record(Some(node), TraceKind::Harness(format!("status change not applied: {e}")));
+                    recorder.record(
+                        Some(node),
+                        TraceKind::Harness(format!("status change not applied: {e}")),
+                    );
                 }
             }
             ControlCommand::Audit { blobs } => {
@@ -113,7 +121,12 @@ async fn audit(
         }
     }
     let reads: Vec<(BlobId, bool)> = futures::stream::iter(blobs)
-        .map(|(blob, bytes)| async move { (blob, workload::read_blob(chain, encoding, blob, &bytes).await) })
+        .map(|(blob, bytes)| async move {
+            (
+                blob,
+                workload::read_blob(chain, encoding, blob, &bytes).await,
+            )
+        })
         .buffered(8)
         .collect()
         .await;

@@ -81,10 +81,13 @@ pub fn run(spec: &RunSpec) -> RunResult {
         )),
     );
     let config = crate::buggify::describe(&builder.config);
-    cluster.recorder.record_at(0, None, TraceKind::Harness(format!("node config {config}")));
+    cluster
+        .recorder
+        .record_at(0, None, TraceKind::Harness(format!("node config {config}")));
     let switch_ms = builder.config.switch_to_recovery_interval.as_millis() as u64;
     let mut driver = Driver::new(cluster, control, log, spec, knobs.clone(), &schedule);
-    driver.oracle = crate::oracle::SafetyOracle::with_switch_interval(driver.cluster.chain.clone(), switch_ms);
+    driver.oracle =
+        crate::oracle::SafetyOracle::with_switch_interval(driver.cluster.chain.clone(), switch_ms);
     let judge = budget::check(&schedule, usize::from(spec.nodes)).is_ok();
     if driver.chaos(chaos) && driver.violation.is_none() {
         driver.violation = driver.liveness(judge);

@@ -13,7 +13,10 @@ pub enum TraceKind {
     /// A fault the driver applied (its schedule text).
     Fault(String),
     /// A fail point that fired (point, action).
-    FailPoint { point: String, action: String },
+    FailPoint {
+        point: String,
+        action: String,
+    },
     /// A chain event or operator action.
     Chain(String),
     /// Anything else the harness did (phase changes, restarts by the supervisor, audits).
@@ -75,7 +78,9 @@ impl Trace {
         self.running.update(line.as_bytes());
         self.running.update(b"\n");
         let h = self.running.finalize();
-        self.hashes.push(u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default()));
+        self.hashes.push(u64::from_le_bytes(
+            h.as_bytes()[..8].try_into().unwrap_or_default(),
+        ));
         self.events.push(event);
     }
 
@@ -108,13 +113,20 @@ impl Trace {
 
     /// The condensed view used in snapshots.
     pub fn condensed(&self) -> String {
-        self.events.iter().filter(|e| e.is_condensed()).map(|e| format!("{e}\n")).collect()
+        self.events
+            .iter()
+            .filter(|e| e.is_condensed())
+            .map(|e| format!("{e}\n"))
+            .collect()
     }
 
     /// The last `n` lines before (and including) event `index`.
     pub fn context(&self, index: usize, n: usize) -> Vec<String> {
         let end = (index + 1).min(self.events.len());
-        self.events[end.saturating_sub(n)..end].iter().map(|e| e.to_string()).collect()
+        self.events[end.saturating_sub(n)..end]
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 }
 
@@ -154,8 +166,16 @@ mod tests {
     fn hash_depends_on_every_event_and_its_order() {
         let mut a = Trace::default();
         let mut b = Trace::default();
-        let e1 = TraceEvent { t_ms: 1, node: None, kind: TraceKind::Harness("x".into()) };
-        let e2 = TraceEvent { t_ms: 2, node: Some(NodeId(1)), kind: TraceKind::Fault("crash n1".into()) };
+        let e1 = TraceEvent {
+            t_ms: 1,
+            node: None,
+            kind: TraceKind::Harness("x".into()),
+        };
+        let e2 = TraceEvent {
+            t_ms: 2,
+            node: Some(NodeId(1)),
+            kind: TraceKind::Fault("crash n1".into()),
+        };
         a.push(e1.clone());
         a.push(e2.clone());
         b.push(e2);

@@ -8,8 +8,8 @@ use crate::trace::{Recorder, TraceKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardstorm_node::blob::{decode, encode, encode_inconsistent, EncodedBlob, EncodingConfig};
-use shardstorm_node::wire::{self, CallTimeouts, Envelope, Request, Response, NODE_PORT};
 use shardstorm_node::chain::ChainError;
+use shardstorm_node::wire::{self, CallTimeouts, Envelope, Request, Response, NODE_PORT};
 use shardstorm_node::{BlobId, Chain, NodeId, ShardIndex, SliverType};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -52,34 +52,59 @@ impl WorkloadLog {
     }
 
     fn insert(&self, id: BlobId, blob: WrittenBlob) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).insert(id, blob);
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, blob);
     }
 
     fn set_certified(&self, id: BlobId) {
-        if let Some(b) = self.inner.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
+        if let Some(b) = self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&id)
+        {
             b.certified = true;
         }
     }
 
     /// Ground truth for the audit.
     pub fn truths(&self) -> BTreeMap<BlobId, BlobTruth> {
-        self.blobs().into_iter().map(|(k, v)| (k, v.truth)).collect()
+        self.blobs()
+            .into_iter()
+            .map(|(k, v)| (k, v.truth))
+            .collect()
     }
 }
 
 /// Timeouts for client calls.
 pub fn client_timeouts() -> CallTimeouts {
-    CallTimeouts { connect: Duration::from_millis(500), request: Duration::from_secs(2), max_frame_bytes: 64 << 20 }
+    CallTimeouts {
+        connect: Duration::from_millis(500),
+        request: Duration::from_secs(2),
+        max_frame_bytes: 64 << 20,
+    }
 }
 
 async fn client_call(node: NodeId, request: &Request) -> Result<Response, wire::WireError> {
     let payload = wire::encode(request, 64 << 20)?;
-    let envelope = Envelope { sender: None, payload, signature: None };
+    let envelope = Envelope {
+        sender: None,
+        payload,
+        signature: None,
+    };
     wire::call(&node.host(), NODE_PORT, &envelope, client_timeouts()).await
 }
 
 /// The workload's main loop (a turmoil client).
-pub async fn run(cfg: WorkloadConfig, chain: Chain, encoding: EncodingConfig, recorder: Recorder, log: WorkloadLog) -> turmoil::Result {
+pub async fn run(
+    cfg: WorkloadConfig,
+    chain: Chain,
+    encoding: EncodingConfig,
+    recorder: Recorder,
+    log: WorkloadLog,
+) -> turmoil::Result {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let interval = cfg.duration / cfg.blobs.max(1);
     let mut written: Vec<BlobId> = Vec::new();
@@ -89,7 +114,18 @@ pub async fn run(cfg: WorkloadConfig, chain: Chain, encoding: EncodingConfig, re
         let data: Vec<u8> = (0..size).map(|_| rng.random()).collect();
         let inconsistent = rng.random_bool(cfg.inconsistent_probability);
         let lifetime = rng.random_range(cfg.lifetime.0..=cfg.lifetime.1);
-        if let Some(id) = write_blob(&chain, &encoding, &recorder, &log, data, inconsistent, lifetime, &mut rng).await {
+        if let Some(id) = write_blob(
+            &chain,
+            &encoding,
+            &recorder,
+            &log,
+            data,
+            inconsistent,
+            lifetime,
+            &mut rng,
+        )
+        .await
+        {
             written.push(id);
         }
         if !written.is_empty() && rng.random_bool(cfg.delete_probability) {
@@ -121,13 +157,34 @@ async fn write_blob(
     };
     let id = encoded.blob_id;
     let truth = BlobTruth {
-        primary: encoded.primary.iter().map(|s| *blake3::hash(s).as_bytes()).collect(),
-        secondary: encoded.secondary.iter().map(|s| *blake3::hash(s).as_bytes()).collect(),
+        primary: encoded
+            .primary
+            .iter()
+            .map(|s| *blake3::hash(s).as_bytes())
+            .collect(),
+        secondary: encoded
+            .secondary
+            .iter()
+            .map(|s| *blake3::hash(s).as_bytes())
+            .collect(),
         consistent: !inconsistent,
     };
     chain.register_blob(id, lifetime).ok()?;
-    log.insert(id, WrittenBlob { data, truth, certified: false });
-    recorder.record(None, TraceKind::Chain(format!("register {id} lifetime={lifetime} consistent={}", !inconsistent)));
+    log.insert(
+        id,
+        WrittenBlob {
+            data,
+            truth,
+            certified: false,
+        },
+    );
+    recorder.record(
+        None,
+        TraceKind::Chain(format!(
+            "register {id} lifetime={lifetime} consistent={}",
+            !inconsistent
+        )),
+    );
     for _ in 0..3 {
         let epoch = chain.epoch();
         let stored = upload(chain, &encoded).await;
@@ -137,7 +194,10 @@ async fn write_blob(
         match chain.certify_blob_from(id, epoch) {
             Ok(()) => {
                 log.set_certified(id);
-                recorder.record(None, TraceKind::Chain(format!("certify {id} shards={stored}")));
+                recorder.record(
+                    None,
+                    TraceKind::Chain(format!("certify {id} shards={stored}")),
+                );
                 break;
             }
             Err(ChainError::StaleCertificate { .. }) => continue,
@@ -157,10 +217,16 @@ async fn upload(chain: &Chain, encoded: &EncodedBlob) -> usize {
             .iter()
             .flat_map(|s| {
                 let i = s.0 as usize;
-                [(*s, SliverType::Primary, encoded.primary[i].clone()), (*s, SliverType::Secondary, encoded.secondary[i].clone())]
+                [
+                    (*s, SliverType::Primary, encoded.primary[i].clone()),
+                    (*s, SliverType::Secondary, encoded.secondary[i].clone()),
+                ]
             })
             .collect();
-        let request = Request::StoreBlob { metadata: encoded.metadata.clone(), slivers };
+        let request = Request::StoreBlob {
+            metadata: encoded.metadata.clone(),
+            slivers,
+        };
         async move {
             for _ in 0..8 {
                 if let Ok(Response::Stored(done)) = client_call(node, &request).await {
@@ -175,8 +241,16 @@ async fn upload(chain: &Chain, encoded: &EncodedBlob) -> usize {
 }
 
 /// Reads a blob back from the committee: collects primary slivers and decodes.
-pub async fn read_blob(chain: &Chain, encoding: &EncodingConfig, blob: BlobId, expected: &[u8]) -> bool {
-    let members = chain.committee(chain.epoch()).map(|c| c.members()).unwrap_or_default();
+pub async fn read_blob(
+    chain: &Chain,
+    encoding: &EncodingConfig,
+    blob: BlobId,
+    expected: &[u8],
+) -> bool {
+    let members = chain
+        .committee(chain.epoch())
+        .map(|c| c.members())
+        .unwrap_or_default();
     let metadata_req = Request::GetMetadata { blob };
     let mut metadata = None;
     let mut symbols = Vec::new();
@@ -190,7 +264,9 @@ pub async fn read_blob(chain: &Chain, encoding: &EncodingConfig, blob: BlobId, e
             symbols.extend(s);
         }
     }
-    let Some(metadata) = metadata else { return false };
+    let Some(metadata) = metadata else {
+        return false;
+    };
     symbols.sort_by_key(|(s, _)| *s);
     symbols.dedup_by_key(|(s, _)| *s);
     decode(encoding, &metadata, &symbols).is_ok_and(|d| d == expected)

@@ -93,14 +93,22 @@ impl Pool {
             .clone();
         let _slot = slots.acquire_owned().await.map_err(|_| WireError::Closed)?;
         let now = tokio::time::Instant::now();
-        let blocked = self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).get(key).is_some_and(|u| *u > now);
+        let blocked = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .is_some_and(|u| *u > now);
         if blocked {
             return Err(WireError::ConnectTimeout(key.0.clone()));
         }
         let result = connect(&key.0, key.1, t).await;
         if matches!(result, Err(WireError::ConnectTimeout(_))) {
             let until = tokio::time::Instant::now() + t.connect * UNREACHABLE_FOR;
-            self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), until);
+            self.unreachable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone(), until);
         }
         result
     }
