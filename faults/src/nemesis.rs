@@ -393,7 +393,8 @@ impl<'a> Planner<'a> {
         // Half the time the rule targets whichever node reaches the point first (`*` with a
         // count of one), so rarely reached points hit the node that actually gets there. The
         // budget still reserves one node for it.
-        let first_comer = !arming.action.contains('*') && !arming.action.contains('%') && rng.random_bool(0.5);
+        let first_comer =
+            !arming.action.contains('*') && !arming.action.contains('%') && rng.random_bool(0.5);
         let (selector_node, action) = if first_comer {
             (None, format!("1*{}", arming.action))
         } else {

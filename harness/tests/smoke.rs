@@ -11,7 +11,13 @@ fn quiet_cluster_converges() {
     spec.epochs = 3;
     let t = std::time::Instant::now();
     let result = run(&spec);
-    eprintln!("wall {:?} sim {} ms steps {} events {}", t.elapsed(), result.sim_ms, result.steps, result.trace.len());
+    eprintln!(
+        "wall {:?} sim {} ms steps {} events {}",
+        t.elapsed(),
+        result.sim_ms,
+        result.steps,
+        result.trace.len()
+    );
     if let Some(v) = &result.violation {
         eprintln!("{}\n{}", v, v.context.join("\n"));
     }
@@ -23,16 +29,28 @@ fn quiet_cluster_converges() {
 #[ignore]
 fn swarm_seeds() {
     if let Ok(filter) = std::env::var("LOG") {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).without_time().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .without_time()
+            .try_init();
     }
-    let n: u64 = std::env::var("SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let start: u64 = std::env::var("START").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let n: u64 = std::env::var("SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let start: u64 = std::env::var("START")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut failures = 0;
     let t = std::time::Instant::now();
     let mut sim = 0;
     for seed in start..start + n {
         let result = run(&RunSpec::standard(seed));
         sim += result.sim_ms;
+        if let Ok(path) = std::env::var("TRACE_ALL") {
+            std::fs::write(format!("{path}.{seed}"), result.trace.text()).unwrap();
+        }
         if let Some(v) = &result.violation {
             failures += 1;
             eprintln!("seed {seed}: {v}");
@@ -44,5 +62,9 @@ fn swarm_seeds() {
             }
         }
     }
-    eprintln!("{n} seeds, {failures} failures, wall {:?}, sim {} s", t.elapsed(), sim / 1000);
+    eprintln!(
+        "{n} seeds, {failures} failures, wall {:?}, sim {} s",
+        t.elapsed(),
+        sim / 1000
+    );
 }

@@ -1,6 +1,8 @@
-//! The `shardstorm` command line (being written).
+//! The `shardstorm` command line: explore seeds, replay and check runs, merge sharded
+//! summaries, benchmark the harness and shrink failures (see `shardstorm --help`).
 
-fn main() {
-    let result = shardstorm_harness::run(&shardstorm_harness::RunSpec::standard(0));
-    println!("seed 0: {} (trace {})", result.violation.map_or("pass".to_string(), |v| v.to_string()), result.trace_hash);
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }
