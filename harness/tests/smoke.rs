@@ -68,3 +68,33 @@ fn swarm_seeds() {
         sim / 1000
     );
 }
+
+/// Issue #2's first simulation: a chain and 4 nodes, 50 blobs, 3 epoch changes that move
+/// shards, no faults; every node ends `Active` with every owned shard `Active` and every blob
+/// readable (the liveness audit), for 20 seeds.
+#[test]
+fn four_nodes_fifty_blobs_three_moving_epochs_converge_for_twenty_seeds() {
+    for seed in 0..20 {
+        let mut knobs = Knobs::quiet();
+        knobs.churn_move = 1.0;
+        knobs.epoch_ms = 4_000;
+        let spec = RunSpec {
+            nodes: 4,
+            blobs: 50,
+            epochs: 3,
+            knobs: Some(knobs),
+            ..RunSpec::standard(seed)
+        };
+        let result = run(&spec);
+        let moves = result
+            .trace
+            .events()
+            .iter()
+            .filter(|e| e.to_string().contains("LockedToMove by S7"))
+            .count();
+        assert!(moves > 0, "seed {seed}: no shard moved");
+        if let Some(v) = &result.violation {
+            panic!("seed {seed}: {v}\n{}", v.context.join("\n"));
+        }
+    }
+}
