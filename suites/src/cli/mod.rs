@@ -51,8 +51,19 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
+/// Restores the default SIGPIPE action, so `shardstorm replay --trace | head` ends quietly like
+/// any Unix filter instead of panicking when stdout closes.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at startup, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Parses the command line, runs the subcommand and maps the result to an exit code.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
