@@ -48,59 +48,43 @@ pub fn node_config(seed: u64) -> NodeConfig {
     c
 }
 
+/// A named knob and how to read it from a configuration.
+type Knob = (&'static str, fn(&NodeConfig) -> String);
+
 /// The knobs that differ from the simulation defaults, for the trace.
 pub fn describe(c: &NodeConfig) -> String {
-    let d = NodeConfig::simulation();
-    let mut out = Vec::new();
-    let mut diff = |name: &str, a: String, b: String| {
-        if a != b {
-            out.push(format!("{name}={a}"));
-        }
-    };
-    diff(
-        "metadata_fetch",
-        c.max_concurrent_metadata_fetch.to_string(),
-        d.max_concurrent_metadata_fetch.to_string(),
-    );
-    diff(
-        "slivers_per_request",
-        c.sliver_count_per_sync_request.to_string(),
-        d.sliver_count_per_sync_request.to_string(),
-    );
-    diff(
-        "sync_concurrency",
-        c.shard_sync_concurrency.to_string(),
-        d.shard_sync_concurrency.to_string(),
-    );
-    diff(
-        "blob_recovery",
-        c.max_concurrent_blob_recovery.to_string(),
-        d.max_concurrent_blob_recovery.to_string(),
-    );
-    diff(
-        "switch_ms",
-        c.switch_to_recovery_interval.as_millis().to_string(),
-        d.switch_to_recovery_interval.as_millis().to_string(),
-    );
-    diff(
-        "backoff_min_ms",
-        c.backoff_min.as_millis().to_string(),
-        d.backoff_min.as_millis().to_string(),
-    );
-    diff(
-        "recovery_round_ms",
-        c.recovery_round_interval.as_millis().to_string(),
-        d.recovery_round_interval.as_millis().to_string(),
-    );
-    diff(
-        "event_poll_ms",
-        c.event_poll_interval.as_millis().to_string(),
-        d.event_poll_interval.as_millis().to_string(),
-    );
-    if out.is_empty() {
+    let knobs: [Knob; 8] = [
+        ("metadata_fetch", |c| {
+            c.max_concurrent_metadata_fetch.to_string()
+        }),
+        ("slivers_per_request", |c| {
+            c.sliver_count_per_sync_request.to_string()
+        }),
+        ("sync_concurrency", |c| c.shard_sync_concurrency.to_string()),
+        ("blob_recovery", |c| {
+            c.max_concurrent_blob_recovery.to_string()
+        }),
+        ("switch_ms", |c| {
+            c.switch_to_recovery_interval.as_millis().to_string()
+        }),
+        ("backoff_min_ms", |c| c.backoff_min.as_millis().to_string()),
+        ("recovery_round_ms", |c| {
+            c.recovery_round_interval.as_millis().to_string()
+        }),
+        ("event_poll_ms", |c| {
+            c.event_poll_interval.as_millis().to_string()
+        }),
+    ];
+    let defaults = NodeConfig::simulation();
+    let changed: Vec<String> = knobs
+        .iter()
+        .filter(|(_, value)| value(c) != value(&defaults))
+        .map(|(name, value)| format!("{name}={}", value(c)))
+        .collect();
+    if changed.is_empty() {
         "defaults".into()
     } else {
-        out.join(" ")
+        changed.join(" ")
     }
 }
 
