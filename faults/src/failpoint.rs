@@ -5,9 +5,9 @@
 //!   crate, so a real process honours `FAILPOINTS=...` (set up with `fail::FailScenario`).
 //! - Without the `failpoints` feature every evaluation is an inlined [`Hit::Pass`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::process::ProcessLife;
 use crate::registry::Registry;
 
 /// What a fail point evaluated to, after delays, pauses and crashes were carried out.
@@ -36,8 +36,8 @@ pub struct FailPoints {
     node: Arc<str>,
     #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     registry: Option<Registry>,
-    /// Set while a crash that fired on this node waits for the driver (see [`Self::halted`]).
-    halted: Arc<AtomicBool>,
+    /// The node process's halt flag and task reaper (see [`Self::halted`]).
+    life: Arc<ProcessLife>,
 }
 
 /// The panic payload a crash point unwinds with (via `resume_unwind`, so no panic hook runs):
@@ -57,23 +57,28 @@ impl FailPoints {
         Self {
             node: Arc::from(node.into()),
             registry: None,
-            halted: Arc::default(),
+            life: Arc::default(),
         }
     }
 
     /// A handle evaluating through `registry` (see [`Registry::handle`]).
-    pub(crate) fn attached(registry: Registry, node: &str, halted: Arc<AtomicBool>) -> Self {
+    pub(crate) fn attached(registry: Registry, node: &str, life: Arc<ProcessLife>) -> Self {
         Self {
             node: Arc::from(node),
             registry: Some(registry),
-            halted,
+            life,
         }
     }
 
     /// True from the moment a `crash` or `restart` fired on this node until the driver took
     /// the command: the node's process is dead and none of its tasks may progress.
     pub fn halted(&self) -> bool {
-        self.halted.load(Ordering::Relaxed)
+        self.life.halted()
+    }
+
+    /// The node process's life: halt flag and the reaper its tasks register with.
+    pub fn life(&self) -> &Arc<ProcessLife> {
+        &self.life
     }
 
     /// The node this handle belongs to.

@@ -24,6 +24,7 @@ mod fault;
 mod knobs;
 mod ledger;
 mod nemesis;
+mod process;
 mod registry;
 mod schedule;
 
@@ -37,5 +38,6 @@ pub use fault::{fmt_secs, parse_secs, Fault, FaultParseError};
 pub use knobs::{FaultKind, KindKnob, Knobs, KnobsError};
 pub use ledger::{Counts, FiredEvent, LedgerEntry};
 pub use nemesis::{FailPointKind, FailPointSpec, Nemesis, Shape};
+pub use process::{ProcessLife, Reap};
 pub use registry::{glob_match, DriverCommand, HitObserver, Registry, Selector};
 pub use schedule::{Schedule, ScheduleEntry, ScheduleError};

@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -32,6 +31,7 @@ use crate::action::{parse_actions, Action, ActionError, Task};
 use crate::failpoint::{FailPoints, Hit};
 use crate::fault::Fault;
 use crate::ledger::{Counts, FiredEvent, Ledger, LedgerEntry};
+use crate::process::ProcessLife;
 
 /// The RNG stream of fail-point probability draws (distinct from the nemesis streams).
 const RNG_STREAM: u64 = 0xfa11;
@@ -198,11 +198,11 @@ struct State {
     observer: Option<SharedObserver>,
     /// Per node: a crash fired and the driver has not taken it yet. The node's process is
     /// dead from that instant: its tasks must make no further progress.
-    halted: BTreeMap<String, Arc<AtomicBool>>,
+    halted: BTreeMap<String, Arc<ProcessLife>>,
 }
 
 impl State {
-    fn halt_flag(&mut self, node: &str) -> Arc<AtomicBool> {
+    fn halt_flag(&mut self, node: &str) -> Arc<ProcessLife> {
         self.halted.entry(node.to_string()).or_default().clone()
     }
 
@@ -408,6 +408,12 @@ impl Registry {
         self.state().ledger.log().to_vec()
     }
 
+    /// Marks `node`'s process dead (or alive again): the harness halts a node around
+    /// `sim.crash` so its tasks are reaped in spawn order (see [`ProcessLife`]).
+    pub fn set_halted(&self, node: &str, halted: bool) {
+        self.state().halt_flag(node).set_halted(halted);
+    }
+
     /// Drains the crash/restart requests queued by fail points, oldest first.
     pub fn take_commands(&self) -> Vec<DriverCommand> {
         let mut state = self.state();
@@ -416,7 +422,7 @@ impl Registry {
             let node = match command {
                 DriverCommand::Crash { node } | DriverCommand::Restart { node, .. } => node,
             };
-            state.halt_flag(node).store(false, Ordering::Relaxed);
+            state.halt_flag(node).set_halted(false);
         }
         commands
     }
@@ -529,7 +535,7 @@ impl Registry {
             _ => {}
         }
         if matches!(action.task, Task::Crash | Task::Restart(_)) {
-            state.halt_flag(node).store(true, Ordering::Relaxed);
+            state.halt_flag(node).set_halted(true);
         }
         state.ledger.fire(at, node, point, text.clone());
         let observer = state.observer.clone();

@@ -193,7 +193,13 @@ impl Cluster {
         // The disk first: the dying process's storage is fenced off, so it cannot flush a clean
         // shutdown, and the next open runs redb's crash recovery.
         host.disk.crash();
+        // Halted, the first task the runtime drops reaps the others in spawn order, so the
+        // sockets close (and draw from the world RNG) in an order that is the same in every
+        // process (see `shardstorm_faults::ProcessLife`).
+        let name = node.host();
+        self.registry.set_halted(&name, true);
         self.sim.crash(node.host());
+        self.registry.set_halted(&name, false);
         host.up = false;
         *host.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.recorder.record_at(
