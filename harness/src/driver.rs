@@ -331,6 +331,7 @@ impl Driver {
     /// Heals every fault and restarts every down node.
     fn heal(&mut self) {
         self.log("heal".into());
+        self.workload.stop();
         self.deferred_status.clear();
         for (selector, point, _) in self.cluster.registry.rules() {
             self.cluster.registry.open_gate(selector, &point);

@@ -44,9 +44,21 @@ pub struct WrittenBlob {
 #[derive(Clone, Debug, Default)]
 pub struct WorkloadLog {
     inner: Arc<Mutex<BTreeMap<BlobId, WrittenBlob>>>,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl WorkloadLog {
+    /// Stops the workload before its next write (the liveness phase stops it; a write in
+    /// flight finishes).
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn blobs(&self) -> BTreeMap<BlobId, WrittenBlob> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -110,6 +122,9 @@ pub async fn run(
     let mut written: Vec<BlobId> = Vec::new();
     for _ in 0..cfg.blobs {
         tokio::time::sleep(interval).await;
+        if log.stopped() {
+            break;
+        }
         let size = rng.random_range(cfg.min_size..=cfg.max_size);
         let data: Vec<u8> = (0..size).map(|_| rng.random()).collect();
         let inconsistent = rng.random_bool(cfg.inconsistent_probability);
