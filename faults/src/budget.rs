@@ -193,7 +193,8 @@ fn extent(schedule: &Schedule, i: usize, t: Duration, n_nodes: usize) -> Option<
         | Fault::DiskTornOnCrash { .. }
         | Fault::StatusChange { .. }
         | Fault::ClearFailPoint { .. }
-        | Fault::OpenGate { .. } => None,
+        | Fault::OpenGate { .. }
+        | Fault::EpochChange => None,
     }
 }
 

@@ -64,6 +64,8 @@ pub enum Fault {
     ClearFailPoint { point: String },
     /// Open the pause gate of a fail point (`None` = for every node).
     OpenGate { node: Option<String>, point: String },
+    /// Bring the next planned epoch change forward to now (as soon as the current one ended).
+    EpochChange,
 }
 
 impl Fault {
@@ -86,6 +88,7 @@ impl Fault {
             Fault::FailPoint { .. } => "failpoint",
             Fault::ClearFailPoint { .. } => "clear-failpoint",
             Fault::OpenGate { .. } => "open-gate",
+            Fault::EpochChange => "epoch-change",
         }
     }
 
@@ -236,6 +239,7 @@ impl fmt::Display for Fault {
             } => write!(f, "{kw} {} {point} {action}", fmt_selector(selector_node)),
             Fault::ClearFailPoint { point } => write!(f, "{kw} {point}"),
             Fault::OpenGate { node, point } => write!(f, "{kw} {} {point}", fmt_selector(node)),
+            Fault::EpochChange => f.write_str(kw),
         }
     }
 }
@@ -376,7 +380,7 @@ impl<'a> Cursor<'a> {
 
 const KEYWORDS: &str = "crash, restart, crash-restart, partition, partition-oneway, loss, \
 latency, hold, disk-eio, disk-torn, disk-corrupt, status, byzantine, failpoint, \
-clear-failpoint or open-gate";
+clear-failpoint, open-gate or epoch-change";
 
 impl FromStr for Fault {
     type Err = FaultParseError;
@@ -442,6 +446,7 @@ fn parse_body(keyword: &str, c: &mut Cursor<'_>) -> Result<Fault, FaultParseErro
             node: c.selector()?,
             point: c.point()?,
         },
+        "epoch-change" => Fault::EpochChange,
         other => {
             return Err(FaultParseError(format!(
                 "unknown fault {other:?} (expected {KEYWORDS})"

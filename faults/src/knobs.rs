@@ -31,11 +31,14 @@ pub enum FaultKind {
     FailpointError,
     FailpointCrash,
     FailpointDelay,
+    /// A state-aware fault: a status change or an early epoch change the first time a node
+    /// reaches a given fail point (a triggered schedule entry).
+    Triggered,
 }
 
 impl FaultKind {
     /// Every kind, in knob order.
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::Loss,
@@ -49,6 +52,7 @@ impl FaultKind {
         FaultKind::FailpointError,
         FaultKind::FailpointCrash,
         FaultKind::FailpointDelay,
+        FaultKind::Triggered,
     ];
 
     /// The knob name (`crash`, `disk_eio`, `failpoint_pause`, ...).
@@ -67,6 +71,7 @@ impl FaultKind {
             FaultKind::FailpointError => "failpoint_error",
             FaultKind::FailpointCrash => "failpoint_crash",
             FaultKind::FailpointDelay => "failpoint_delay",
+            FaultKind::Triggered => "triggered",
         }
     }
 
@@ -89,6 +94,16 @@ pub struct KindKnob {
     pub rate: f64,
 }
 
+impl KindKnob {
+    /// Off, at the default rate (what a run file written before this kind existed means).
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            rate: 1.0,
+        }
+    }
+}
+
 /// All swarm knobs of one run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Knobs {
@@ -105,6 +120,8 @@ pub struct Knobs {
     pub failpoint_error: KindKnob,
     pub failpoint_crash: KindKnob,
     pub failpoint_delay: KindKnob,
+    #[serde(default = "KindKnob::off")]
+    pub triggered: KindKnob,
     /// Epoch length in simulated ms.
     pub epoch_ms: u64,
     /// Probability that a given epoch moves shards between nodes.
@@ -146,6 +163,7 @@ impl Knobs {
             failpoint_error: off,
             failpoint_crash: off,
             failpoint_delay: off,
+            triggered: off,
             epoch_ms: 10_000,
             churn_move: 0.0,
             churn_membership: 0.0,
@@ -169,6 +187,7 @@ impl Knobs {
             FaultKind::FailpointError => &self.failpoint_error,
             FaultKind::FailpointCrash => &self.failpoint_crash,
             FaultKind::FailpointDelay => &self.failpoint_delay,
+            FaultKind::Triggered => &self.triggered,
         }
     }
 
@@ -188,6 +207,7 @@ impl Knobs {
             FaultKind::FailpointError => &mut self.failpoint_error,
             FaultKind::FailpointCrash => &mut self.failpoint_crash,
             FaultKind::FailpointDelay => &mut self.failpoint_delay,
+            FaultKind::Triggered => &mut self.triggered,
         }
     }
 
@@ -212,6 +232,9 @@ impl Knobs {
         rng.set_stream(KNOBS_STREAM);
         let mut knobs = Knobs::quiet();
         for kind in FaultKind::ALL {
+            if kind == FaultKind::Triggered {
+                continue; // drawn from its own stream below, so older kinds keep their draws
+            }
             let on = rng.random_bool(0.5);
             let (lo, hi) = kind.rate_range();
             let rate = quantize(rng.random_range(lo..hi));
@@ -224,6 +247,7 @@ impl Knobs {
         knobs.churn_move = quantize(rng.random_range(0.2..1.0));
         knobs.churn_membership = quantize(rng.random_range(0.1..0.9));
         knobs.workload_rate = quantize(rng.random_range(1.0..50.0));
+        knobs.triggered = draw_triggered(seed, shape);
         knobs
     }
 
@@ -234,6 +258,18 @@ impl Knobs {
             ("churn_membership", self.churn_membership.to_string()),
             ("workload_rate", self.workload_rate.to_string()),
         ]
+    }
+}
+
+/// The knob of [`FaultKind::Triggered`], from a stream of its own.
+fn draw_triggered(seed: u64, shape: &Shape) -> KindKnob {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(KNOBS_STREAM + 1);
+    let on = rng.random_bool(0.5);
+    let (lo, hi) = FaultKind::Triggered.rate_range();
+    KindKnob {
+        enabled: on && shape.supports(FaultKind::Triggered),
+        rate: quantize(rng.random_range(lo..hi)),
     }
 }
 
@@ -321,6 +357,10 @@ impl FromStr for Knobs {
         let mut knobs = Knobs::quiet();
         for kind in FaultKind::ALL {
             let name = kind.name();
+            let key = format!("{name}.enabled");
+            if kind == FaultKind::Triggered && !pairs.0.contains_key(key.as_str()) {
+                continue; // run files from before triggered faults existed: off
+            }
             *knobs.kind_mut(kind) = KindKnob {
                 enabled: pairs.take(&format!("{name}.enabled"), |_| true)?,
                 rate: pairs.take(&format!("{name}.rate"), rate_ok)?,
@@ -344,12 +384,26 @@ mod tests {
     fn display_lists_every_knob_and_round_trips() {
         let knobs = Knobs::draw(3, &shape(5));
         let text = knobs.to_string();
-        assert_eq!(text.lines().count(), 13 * 2 + 4);
+        assert_eq!(text.lines().count(), 14 * 2 + 4);
         assert!(text.contains("failpoint_delay.rate="), "{text}");
         assert!(text.contains("epoch_ms="), "{text}");
         let back: Knobs = text.parse().expect("display parses");
         assert_eq!(back, knobs);
         assert_eq!(back.to_string(), text);
+    }
+
+    #[test]
+    fn knobs_written_before_triggered_faults_existed_still_parse() {
+        let knobs = Knobs::draw(3, &shape(5));
+        let old: String = knobs
+            .to_string()
+            .lines()
+            .filter(|l| !l.starts_with("triggered."))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let back: Knobs = old.parse().expect("old knobs parse");
+        assert!(!back.triggered.enabled);
+        assert_eq!(back.epoch_ms, knobs.epoch_ms);
     }
 
     #[test]

@@ -71,6 +71,16 @@ impl Shape {
             .collect()
     }
 
+    /// The points a triggered fault may wait for: every catalogued point but the
+    /// argument-carrying ones (those are evaluated by scenario code only).
+    pub fn trigger_points(&self) -> Vec<&str> {
+        self.fail_points
+            .iter()
+            .filter(|p| p.kind != FailPointKind::Arg)
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
     /// Whether the nemesis can draw `kind` for this shape.
     pub fn supports(&self, kind: FaultKind) -> bool {
         let node_faults = allowed_faulty(self.nodes.len()) > 0;
@@ -83,6 +93,7 @@ impl Shape {
             }
             FaultKind::FailpointError => node_faults && has(FailPointKind::If),
             FaultKind::FailpointCrash => node_faults && has(FailPointKind::Crash),
+            FaultKind::Triggered => !self.nodes.is_empty() && !self.trigger_points().is_empty(),
             _ => node_faults,
         }
     }
@@ -283,6 +294,7 @@ impl<'a> Planner<'a> {
             FaultKind::FailpointError => self.fp_error(rng, t),
             FaultKind::FailpointCrash => self.fp_crash(rng, t),
             FaultKind::FailpointDelay => self.fp_delay(rng, t),
+            FaultKind::Triggered => self.triggered(rng, t),
         };
     }
 
@@ -417,6 +429,31 @@ impl<'a> Planner<'a> {
             );
         }
         self.push(end, Fault::ClearFailPoint { point });
+        Some(())
+    }
+
+    /// A state-aware fault: once armed at `t`, the first time the chosen node reaches the
+    /// chosen point, either the next epoch change starts right away (so a node is caught
+    /// mid-way through whatever that point is part of) or a concurrent status write lands on
+    /// that node. Neither counts against the budget: both are instantaneous.
+    fn triggered(&mut self, rng: &mut ChaCha8Rng, t: u64) -> Option<()> {
+        let points = self.shape.trigger_points();
+        let point = points.choose(rng)?.to_string();
+        let node = self.node(rng.random_range(0..self.shape.nodes.len()));
+        let status = self.shape.statuses.choose(rng).cloned();
+        let fault = match status {
+            Some(status) if rng.random_bool(0.5) => Fault::StatusChange {
+                node: node.clone(),
+                status,
+            },
+            _ => Fault::EpochChange,
+        };
+        self.entries.push(ScheduleEntry::Triggered {
+            point,
+            node,
+            after: Duration::from_millis(t),
+            fault,
+        });
         Some(())
     }
 
@@ -558,6 +595,8 @@ pub(crate) mod tests {
             "disk-torn",
             "disk-corrupt",
             " status ",
+            "epoch-change",
+            "at sync.",
             "byzantine",
             " pause\n",
             "open-gate",
@@ -621,7 +660,10 @@ pub(crate) mod tests {
         let schedule = Nemesis::schedule(5, &everything_on(), &s);
         assert!(schedule.entries.iter().all(|e| matches!(
             e.fault(),
-            Fault::MessageLoss { .. } | Fault::LatencySpike { .. } | Fault::StatusChange { .. }
+            Fault::MessageLoss { .. }
+                | Fault::LatencySpike { .. }
+                | Fault::StatusChange { .. }
+                | Fault::EpochChange
         )));
     }
 }

@@ -24,10 +24,14 @@ use crate::fault::{fmt_secs, is_name, parse_secs, Fault};
 pub enum ScheduleEntry {
     /// Apply `fault` at simulated time `at`.
     Timed { at: Duration, fault: Fault },
-    /// Apply `fault` when `point` is reached on `node` (first time).
+    /// Apply `fault` the first time `point` is reached on `node` at or after simulated time
+    /// `after` (the state-aware half of a schedule: it strikes while the node is at a given
+    /// place in its code, whenever that happens).
     Triggered {
         point: String,
         node: String,
+        #[serde(default)]
+        after: Duration,
         fault: Fault,
     },
 }
@@ -58,8 +62,17 @@ impl fmt::Display for ScheduleEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ScheduleEntry::Timed { at, fault } => write!(f, "{} {fault}", fmt_secs(*at)),
-            ScheduleEntry::Triggered { point, node, fault } => {
-                write!(f, "at {point}@{node} {fault}")
+            ScheduleEntry::Triggered {
+                point,
+                node,
+                after,
+                fault,
+            } => {
+                write!(f, "at {point}@{node} ")?;
+                if !after.is_zero() {
+                    write!(f, "after {} ", fmt_secs(*after))?;
+                }
+                write!(f, "{fault}")
             }
         }
     }
@@ -108,14 +121,30 @@ fn parse_triggered(rest: &str) -> Result<ScheduleEntry, String> {
             "expected <point>@<node> after at, found {trigger:?}"
         ));
     }
+    let (after, fault) = parse_after(fault)?;
     let fault = fault
         .parse()
         .map_err(|e: crate::fault::FaultParseError| e.0)?;
     Ok(ScheduleEntry::Triggered {
         point: point.to_string(),
         node: node.to_string(),
+        after,
         fault,
     })
+}
+
+/// An optional `after <secs>` in front of a triggered entry's fault.
+fn parse_after(text: &str) -> Result<(Duration, &str), String> {
+    let text = text.trim_start();
+    let Some(rest) = text.strip_prefix("after ") else {
+        return Ok((Duration::ZERO, text));
+    };
+    let rest = rest.trim_start();
+    let (secs, fault) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let after = parse_secs(secs).ok_or_else(|| {
+        format!("expected a time like \"12.500s\" after \"after\", found {secs:?}")
+    })?;
+    Ok((after, fault))
 }
 
 /// A fault schedule. Build it with [`Schedule::new`]/[`Schedule::push`] (or parse it) to keep
@@ -311,7 +340,8 @@ at sync.metadata.pause@n1 crash n1
             let s = pick(rng, &["*", "n1", "n*", "n*1"]);
             (s != "*").then(|| s.to_string())
         };
-        match rng.random_range(0..16) {
+        match rng.random_range(0..17) {
+            16 => Fault::EpochChange,
             0 => Fault::Crash { node },
             1 => Fault::Restart { node },
             2 => Fault::CrashRestart {
@@ -380,7 +410,17 @@ at sync.metadata.pause@n1 crash n1
                 if rng.random_bool(0.1) {
                     let point = pick(rng, &["sync.metadata.pause", "x.y"]).to_string();
                     let node = pick(rng, &["n1", "n2"]).to_string();
-                    ScheduleEntry::Triggered { point, node, fault }
+                    let after = if rng.random_bool(0.5) {
+                        dur(rng)
+                    } else {
+                        Duration::ZERO
+                    };
+                    ScheduleEntry::Triggered {
+                        point,
+                        node,
+                        after,
+                        fault,
+                    }
                 } else {
                     ScheduleEntry::Timed {
                         at: dur(rng),

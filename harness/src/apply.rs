@@ -105,7 +105,11 @@ pub fn apply(
         Fault::StatusChange { node: n, status } => {
             status_change(cluster, node(n), status, deferred)
         }
-        Fault::FailPoint { .. } | Fault::ClearFailPoint { .. } | Fault::OpenGate { .. } => {}
+        // Fail-point faults went to the registry above; the driver owns the epoch clock.
+        Fault::FailPoint { .. }
+        | Fault::ClearFailPoint { .. }
+        | Fault::OpenGate { .. }
+        | Fault::EpochChange => {}
     }
     Vec::new()
 }

@@ -10,6 +10,7 @@ use crate::control::{Control, ControlCommand};
 use crate::oracle::{audit, AuditInput, Invariant, SafetyOracle, Violation};
 use crate::spec::RunSpec;
 use crate::trace::TraceKind;
+use crate::trigger::Trigger;
 use crate::workload::WorkloadLog;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -34,7 +35,7 @@ pub struct Driver {
     knobs: Knobs,
     timed: Vec<(Duration, shardstorm_faults::Fault)>,
     next_timed: usize,
-    triggered: Vec<(String, String, shardstorm_faults::Fault, bool)>,
+    triggered: Vec<Trigger>,
     undos: BTreeMap<(u64, u64), Undo>,
     undo_seq: u64,
     restarts: BTreeMap<NodeId, u64>,
@@ -76,9 +77,12 @@ impl Driver {
         for entry in &schedule.entries {
             match entry {
                 ScheduleEntry::Timed { at, fault } => timed.push((*at, fault.clone())),
-                ScheduleEntry::Triggered { point, node, fault } => {
-                    triggered.push((point.clone(), node.clone(), fault.clone(), false))
-                }
+                ScheduleEntry::Triggered {
+                    point,
+                    node,
+                    after,
+                    fault,
+                } => triggered.push(Trigger::new(point, node, *after, fault)),
             }
         }
         let oracle = SafetyOracle::new(cluster.chain.clone());
@@ -175,11 +179,9 @@ impl Driver {
             self.next_timed += 1;
             self.apply_fault(&fault);
         }
+        let now_ms = self.now_ms();
         for i in 0..self.triggered.len() {
-            let (point, node, fault, done) = &self.triggered[i];
-            if !done && self.cluster.registry.has_reached(node, point, 1) {
-                let fault = fault.clone();
-                self.triggered[i].3 = true;
+            if let Some(fault) = self.triggered[i].poll(&self.cluster.registry, now_ms) {
                 self.apply_triggered(&fault);
             }
         }
@@ -190,6 +192,9 @@ impl Driver {
 
     fn apply_fault(&mut self, fault: &shardstorm_faults::Fault) {
         let now = self.now_ms();
+        if matches!(fault, shardstorm_faults::Fault::EpochChange) {
+            self.bring_epoch_change_forward(now);
+        }
         for (after, undo) in apply::apply(
             &mut self.cluster,
             fault,
@@ -199,6 +204,14 @@ impl Driver {
             self.undo_seq += 1;
             self.undos
                 .insert((now + after.as_millis() as u64, self.undo_seq), undo);
+        }
+    }
+
+    /// `epoch-change`: the next planned epoch change starts as soon as the current one ended
+    /// (a no-op once every planned epoch change started).
+    fn bring_epoch_change_forward(&mut self, now: u64) {
+        if self.epochs_started < self.epochs_planned {
+            self.next_epoch_ms = self.next_epoch_ms.min(now);
         }
     }
 

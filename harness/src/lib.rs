@@ -17,6 +17,7 @@ pub mod runfile;
 pub mod shrink;
 pub mod spec;
 pub mod trace;
+pub mod trigger;
 pub mod workload;
 
 pub use cluster::{Cluster, ClusterBuilder};

@@ -603,9 +603,10 @@ fn fault_scope(fault: &Fault) -> Scope {
             Selector::Node(n) => ids(&mut std::iter::once(&n)),
             Selector::Pattern(p) => Scope::Pattern(p),
         },
-        Fault::MessageLoss { .. } | Fault::LatencySpike { .. } | Fault::ClearFailPoint { .. } => {
-            Scope::All
-        }
+        Fault::MessageLoss { .. }
+        | Fault::LatencySpike { .. }
+        | Fault::ClearFailPoint { .. }
+        | Fault::EpochChange => Scope::All,
     }
 }
 
