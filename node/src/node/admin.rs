@@ -52,7 +52,13 @@ pub struct NodeSnapshot {
 /// Something to do on a node.
 #[derive(Debug)]
 pub enum AdminRequest {
-    StartSyncShards(Vec<ShardIndex>),
+    /// `start_sync_shards(shards, recover_metadata)`. `recover_metadata` is the pre-fix
+    /// caller's flag (spec 8: the epoch change passed `new_joiner`); the fixed node derives the
+    /// mode from the persisted status and ignores it, `abort-drops-metadata-recovery` obeys it.
+    StartSyncShards {
+        shards: Vec<ShardIndex>,
+        recover_metadata: bool,
+    },
     RestartSyncs,
     SetNodeStatus(NodeStatus),
     SetShardStatus(ShardIndex, ShardStatus),
@@ -138,7 +144,10 @@ pub(super) async fn serve(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Messa
 impl Node {
     async fn admin(self: &Arc<Self>, request: AdminRequest) -> Result<(), NodeError> {
         match request {
-            AdminRequest::StartSyncShards(shards) => self.start_sync_shards(shards, false).await,
+            AdminRequest::StartSyncShards {
+                shards,
+                recover_metadata,
+            } => self.start_sync_shards(shards, recover_metadata).await,
             AdminRequest::RestartSyncs => self.clone().restart_syncs().await?,
             AdminRequest::SetNodeStatus(s) => {
                 self.write_node_status(NodeStatusWriter::Direct, s, None)
