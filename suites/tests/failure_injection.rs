@@ -1015,6 +1015,13 @@ fn certify_then_delete(delete: bool) -> Outcome {
         });
         if delete {
             ctl.check_eq("slivers of the deleted blob on node 1", stored, 0);
+            ctl.check(
+                s.blob_syncs_running.is_empty(),
+                format!(
+                    "blob syncs remain on node 1 after the delete: {:?}",
+                    s.blob_syncs_running
+                ),
+            );
             ctl.check_eq(
                 "blob_sync.before_put_sliver reached",
                 ctl.reached(N1, "blob_sync.before_put_sliver"),
@@ -1031,10 +1038,8 @@ fn certify_then_delete(delete: bool) -> Outcome {
     })
 }
 
-/// Only the trace-visible consequence is checked: no sliver of the deleted blob is stored. The
-/// spec's "no blob sync may remain" itself is not observable (`NodeSnapshot` does not expose
-/// in-flight blob syncs), and a blob sync that outlived the delete would find the blob retired
-/// anyway.
+/// Checked: no sliver of the deleted blob is stored, and no blob sync remains on node 1
+/// (`NodeSnapshot::blob_syncs_running`, the spec's "no blob sync may remain").
 #[test]
 fn no_out_of_order_blob_certify_and_delete_event_processing() {
     verify(certify_then_delete(true));
