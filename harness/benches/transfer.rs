@@ -86,8 +86,11 @@ fn main() {
         n1.request(AdminRequest::ReadCommittee(2)).await?;
         n1.request(AdminRequest::CreateShard(ShardIndex(0))).await?;
         let start = tokio::time::Instant::now();
-        n1.request(AdminRequest::StartSyncShards(vec![ShardIndex(0)]))
-            .await?;
+        n1.request(AdminRequest::StartSyncShards {
+            shards: vec![ShardIndex(0)],
+            recover_metadata: false,
+        })
+        .await?;
         while !n1.no_sync_tasks().await? {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -1,5 +1,5 @@
-//! The chain: epochs, committees (shard -> node), blob lifecycle events, the event stream nodes
-//! resume from a cursor, and `epoch_sync_done` attestations that end an epoch change.
+//! The chain: epochs, committees (shard -> node), blob lifecycle events (registered, certified,
+//! extended, deleted, invalidated), the event stream nodes resume from a cursor, and `epoch_sync_done` attestations that end an epoch change.
 //!
 //! One `Chain` is shared by every host of a simulation (it models a consensus system the nodes
 //! trust); all access is synchronous and never held across an await.
@@ -57,6 +57,12 @@ pub enum ChainEvent {
         blob: BlobId,
         epoch: Epoch,
     },
+    /// A certified blob's end epoch was extended (an extension certification).
+    BlobExtended {
+        blob: BlobId,
+        end_epoch: Epoch,
+        epoch: Epoch,
+    },
     BlobDeleted {
         blob: BlobId,
         epoch: Epoch,
@@ -79,6 +85,7 @@ impl ChainEvent {
         match self {
             ChainEvent::BlobRegistered { epoch, .. }
             | ChainEvent::BlobCertified { epoch, .. }
+            | ChainEvent::BlobExtended { epoch, .. }
             | ChainEvent::BlobDeleted { epoch, .. }
             | ChainEvent::BlobInvalidated { epoch, .. }
             | ChainEvent::EpochChangeStart { epoch }
@@ -99,6 +106,13 @@ impl fmt::Display for ChainEvent {
             }
             ChainEvent::BlobCertified { blob, epoch } => {
                 write!(f, "blob-certified {blob} epoch={epoch}")
+            }
+            ChainEvent::BlobExtended {
+                blob,
+                end_epoch,
+                epoch,
+            } => {
+                write!(f, "blob-extended {blob} end={end_epoch} epoch={epoch}")
             }
             ChainEvent::BlobDeleted { blob, epoch } => {
                 write!(f, "blob-deleted {blob} epoch={epoch}")
@@ -133,6 +147,8 @@ pub enum ChainError {
         certificate: Epoch,
         current: Epoch,
     },
+    #[error("an extension must add at least one epoch")]
+    EmptyExtension,
     #[error("node {0} is not registered")]
     UnknownNode(NodeId),
 }
@@ -363,6 +379,33 @@ impl Chain {
         Ok(())
     }
 
+    /// Extends a certified, unretired blob's lifetime by `epochs`; returns the new end epoch.
+    pub fn extend_blob(&self, blob: BlobId, epochs: Epoch) -> Result<Epoch, ChainError> {
+        if epochs == 0 {
+            return Err(ChainError::EmptyExtension);
+        }
+        let mut s = self.lock();
+        let epoch = s.epoch;
+        let record = s
+            .blobs
+            .get_mut(&blob)
+            .ok_or(ChainError::UnknownBlob(blob))?;
+        if record.certified_epoch.is_none() {
+            return Err(ChainError::BadBlobState(blob, "not certified"));
+        }
+        if record.deleted || record.invalid || record.end_epoch <= epoch {
+            return Err(ChainError::BadBlobState(blob, "retired"));
+        }
+        record.end_epoch = record.end_epoch.saturating_add(epochs);
+        let end_epoch = record.end_epoch;
+        s.events.push(ChainEvent::BlobExtended {
+            blob,
+            end_epoch,
+            epoch,
+        });
+        Ok(end_epoch)
+    }
+
     pub fn delete_blob(&self, blob: BlobId) -> Result<(), ChainError> {
         let mut s = self.lock();
         let epoch = s.epoch;
@@ -514,6 +557,40 @@ mod tests {
             chain.certify_blob_from(b, 0),
             Err(ChainError::StaleCertificate { .. })
         ));
+    }
+
+    #[test]
+    fn only_certified_live_blobs_can_be_extended() {
+        let chain = Chain::new(genesis(4, 2));
+        let b = BlobId([9; 32]);
+        chain.register_blob(b, 3).unwrap();
+        assert_eq!(
+            chain.extend_blob(b, 2),
+            Err(ChainError::BadBlobState(b, "not certified"))
+        );
+        chain.certify_blob(b).unwrap();
+        assert_eq!(chain.extend_blob(b, 0), Err(ChainError::EmptyExtension));
+        assert_eq!(chain.extend_blob(b, 2), Ok(6));
+        assert_eq!(chain.blob(b).unwrap().end_epoch, 6);
+        let last = chain.events_from(chain.event_count() - 1, 1);
+        assert_eq!(
+            last[0].1,
+            ChainEvent::BlobExtended {
+                blob: b,
+                end_epoch: 6,
+                epoch: 1
+            }
+        );
+        chain.delete_blob(b).unwrap();
+        assert_eq!(
+            chain.extend_blob(b, 1),
+            Err(ChainError::BadBlobState(b, "retired"))
+        );
+        let unknown = BlobId([2; 32]);
+        assert_eq!(
+            chain.extend_blob(unknown, 1),
+            Err(ChainError::UnknownBlob(unknown))
+        );
     }
 
     #[test]

@@ -147,6 +147,11 @@ pub enum ProbeEvent {
     EpochChangeStart {
         epoch: Epoch,
     },
+    /// The epoch change waits for `pending` certified events still being handled (6.1 step 3).
+    PendingEventsWait {
+        epoch: Epoch,
+        pending: usize,
+    },
     RecoveryMode {
         event_epoch: Epoch,
     },
@@ -203,6 +208,9 @@ impl fmt::Display for ProbeEvent {
                 "epoch-sync-done epoch={epoch} path={path:?} in_flight={tasks_in_flight} failed={tasks_failed}"
             ),
             EpochChangeStart { epoch } => write!(f, "epoch-change-start epoch={epoch}"),
+            PendingEventsWait { epoch, pending } => {
+                write!(f, "epoch-change-waits epoch={epoch} pending-events={pending}")
+            }
             RecoveryMode { event_epoch } => write!(f, "recovery-mode event_epoch={event_epoch}"),
             BlobInvalidated { blob } => write!(f, "blob-invalidated {blob}"),
             NodeRecoveryStart { epoch } => write!(f, "node-recovery-start epoch={epoch}"),

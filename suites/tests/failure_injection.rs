@@ -1015,6 +1015,13 @@ fn certify_then_delete(delete: bool) -> Outcome {
         });
         if delete {
             ctl.check_eq("slivers of the deleted blob on node 1", stored, 0);
+            ctl.check(
+                s.blob_syncs_running.is_empty(),
+                format!(
+                    "blob syncs remain on node 1 after the delete: {:?}",
+                    s.blob_syncs_running
+                ),
+            );
             ctl.check_eq(
                 "blob_sync.before_put_sliver reached",
                 ctl.reached(N1, "blob_sync.before_put_sliver"),
@@ -1031,10 +1038,8 @@ fn certify_then_delete(delete: bool) -> Outcome {
     })
 }
 
-/// Only the trace-visible consequence is checked: no sliver of the deleted blob is stored. The
-/// spec's "no blob sync may remain" itself is not observable (`NodeSnapshot` does not expose
-/// in-flight blob syncs), and a blob sync that outlived the delete would find the blob retired
-/// anyway.
+/// Checked: no sliver of the deleted blob is stored, and no blob sync remains on node 1
+/// (`NodeSnapshot::blob_syncs_running`, the spec's "no blob sync may remain").
 #[test]
 fn no_out_of_order_blob_certify_and_delete_event_processing() {
     verify(certify_then_delete(true));
@@ -1047,10 +1052,10 @@ fn no_out_of_order_blob_certify_and_delete_event_processing_control() {
 
 /// `blob_sync.certified_event` blocks certified-event processing on node 1; the epoch change
 /// that follows must wait for every pending event of the epoch (spec 6.1 step 3) until release.
+/// While it waits, node 1 has entered the epoch change (its `epoch-change-start` probe is emitted
+/// at entry, before step 2) but has not read the new committee, and the certified event is
+/// still pending; after release the epoch change completes.
 #[test]
-#[ignore = "blocked: the node processes a certified event by spawning a blob sync, and \
-            `blob_sync.certified_event` sits inside that task, so nothing is pending and the \
-            epoch change never waits (spec 6.1 step 3); no wait-for-pending-events exists"]
 fn test_blob_event_processor_wait_for_all_events_to_be_processed() {
     let cluster = processing_cluster(SEED, 4, &[0, 1, 2, 3], config_with(&[]));
     let name = "test_blob_event_processor_wait_for_all_events_to_be_processed";
@@ -1068,16 +1073,40 @@ fn test_blob_event_processor_wait_for_all_events_to_be_processed() {
             .map_err(|e| ScenarioError(e.to_string()))?;
         ctl.sleep(Duration::from_secs(5)).await;
         ctl.check(
-            ctl.trace_lines_of(N1, "epoch-change-start epoch=2")
+            !ctl.trace_lines_of(N1, "epoch-change-waits epoch=2 pending-events=1")
                 .is_empty(),
-            "the epoch change proceeded while a certified event was still being processed",
+            "the epoch change did not wait for the pending certified event",
         );
+        let s = ctl.snapshot(N1).await?;
+        ctl.check_eq(
+            "node 1 committee epoch while a certified event is pending",
+            s.committee_epoch,
+            1,
+        );
+        if ctl.check_eq("node 1 pending certified events", s.pending_events.len(), 1) {
+            ctl.note("n1 waits in the epoch change with one pending certified event");
+        }
         ctl.open_gate(N1, "blob_sync.certified_event");
         let chain = ctl.chain.clone();
         ctl.wait_until("epoch change 2 done", Duration::from_secs(30), || {
             chain.is_epoch_change_done(2)
         })
         .await;
+        // Nodes 0, 2 and 3 own three of the four shards, so the chain ends epoch change 2
+        // without node 1: wait until node 1 itself got through it (its attestation).
+        let trace = ctl.clone();
+        ctl.wait_until("node 1 attests epoch 2", Duration::from_secs(30), || {
+            !trace
+                .trace_lines_of(N1, "epoch-sync-done epoch=2")
+                .is_empty()
+        })
+        .await;
+        let s = ctl.snapshot(N1).await?;
+        ctl.check_eq("node 1 committee epoch after release", s.committee_epoch, 2);
+        ctl.check(
+            s.pending_events.is_empty(),
+            "a certified event is still pending after release",
+        );
         Ok(())
     }));
 }
@@ -1085,8 +1114,6 @@ fn test_blob_event_processor_wait_for_all_events_to_be_processed() {
 /// `events.flush_pending_caches` blocks the flush after a registration; certified handling must
 /// wait for it.
 #[test]
-#[ignore = "blocked: the node has no `events.flush_pending_caches` fail point (spec 11) and no \
-            pending-cache flush to block"]
 fn flush_after_registration() {
     let cluster = processing_cluster(SEED, 4, &[0, 1, 2, 3], config_with(&[]));
     verify(run_scenario(
@@ -1113,17 +1140,21 @@ fn flush_after_registration() {
                 0,
             );
             ctl.open_gate(N1, "events.flush_pending_caches");
-            ctl.wait_reached(N1, "blob_sync.certified_event", 1, Duration::from_secs(10))
-                .await;
+            if ctl
+                .wait_reached(N1, "blob_sync.certified_event", 1, Duration::from_secs(10))
+                .await
+            {
+                ctl.note("certified handling on n1 went on after the flush");
+            }
             Ok(())
         },
     ));
 }
 
-/// With `blob_sync.skip_non_extension`, only an extension event may start a blob sync.
+/// With `blob_sync.skip_non_extension`, only an extension event may start a blob sync: the
+/// certification of a blob node 1 lacks starts none, the extension of its end epoch does, and
+/// node 1 then stores its slivers.
 #[test]
-#[ignore = "blocked: the chain has no blob-extension event and the node no \
-            `blob_sync.skip_non_extension` fail point (spec 11)"]
 fn blob_extension_triggers_blob_sync() {
     let cluster = processing_cluster(SEED, 4, &[0, 1, 2, 3], config_with(&[]));
     verify(run_scenario(
@@ -1133,8 +1164,9 @@ fn blob_extension_triggers_blob_sync() {
         move |ctl| async move {
             ctl.configure(N1, "blob_sync.skip_non_extension", "return")?;
             let encoded = blob_on_all_but_n1(&ctl).await?;
+            let blob = encoded.blob_id;
             ctl.chain
-                .certify_blob(encoded.blob_id)
+                .certify_blob(blob)
                 .map_err(|e| ScenarioError(e.to_string()))?;
             ctl.wait_reached(
                 N1,
@@ -1143,11 +1175,35 @@ fn blob_extension_triggers_blob_sync() {
                 Duration::from_secs(10),
             )
             .await;
+            ctl.sleep(Duration::from_secs(2)).await;
             ctl.check_eq(
                 "blob syncs started by a non-extension event",
                 ctl.reached(N1, "blob_sync.certified_event"),
                 0,
             );
+            let end = ctl
+                .chain
+                .extend_blob(blob, 5)
+                .map_err(|e| ScenarioError(e.to_string()))?;
+            ctl.note(format!("blob {blob} extended to end epoch {end}"));
+            ctl.wait_reached(N1, "blob_sync.certified_event", 1, Duration::from_secs(10))
+                .await;
+            let shard = shardstorm_node::ShardIndex(1);
+            let stored = ctl
+                .wait_snapshot(
+                    N1,
+                    "node 1 stores both slivers of the extended blob",
+                    Duration::from_secs(30),
+                    |s| {
+                        s.shards.get(&shard).is_some_and(|sh| {
+                            sh.primary.contains_key(&blob) && sh.secondary.contains_key(&blob)
+                        }) && s.blob_syncs_running.is_empty()
+                    },
+                )
+                .await;
+            if stored.is_some() {
+                ctl.note("node 1 stored both slivers of the extended blob");
+            }
             Ok(())
         },
     ));

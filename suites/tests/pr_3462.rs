@@ -62,13 +62,16 @@ fn t1(bugs: &[Bug]) -> Outcome {
             ctl.clear_metadata(N1).await?;
             ctl.set_status(N1, NodeStatus::RecoverMetadata).await?;
             ctl.note("T1.3 start_sync_shards([0]); wait for entered");
-            ctl.start_sync_shards(N1, &[0]).await?;
+            // The caller's pre-fix flag (spec 8.1): this call is the new joiner's (`true`), the
+            // one of step 5 is not (`false`). The fixed node ignores it; with
+            // `abort-drops-metadata-recovery` it decides whether the task recovers metadata.
+            ctl.start_sync_shards_flagged(N1, &[0], true).await?;
             ctl.wait_entered(N1, 1).await;
             ctl.note("T1.4 lock shard 3");
             ctl.set_shard_status(N1, 3, ShardStatus::LockedToMove)
                 .await?;
             ctl.note("T1.5 start_sync_shards([1]) aborts the paused task; the new task pauses too");
-            ctl.start_sync_shards(N1, &[1]).await?;
+            ctl.start_sync_shards_flagged(N1, &[1], false).await?;
             ctl.wait_entered(N1, 2).await;
             ctl.note("T1.6 release; wait_until_no_sync_tasks");
             ctl.release(N1);
@@ -198,6 +201,24 @@ fn t1_catches_abort_drops_metadata_recovery() {
     let evidence = outcome.assert_caught(
         &["metadata-completion", "legal-transition"],
         &["shard 0 status", "not fully synced"],
+    );
+    // Spec 8.1: the first task (flag set) recovers metadata and pauses; the second (flag
+    // clear) aborts it and skips metadata recovery, so shard 0 stays `None`.
+    assert!(
+        !outcome
+            .failures
+            .iter()
+            .any(|f| f.contains("reached 1 time(s)")),
+        "the first task must enter metadata recovery:\n{}",
+        outcome.report()
+    );
+    assert!(
+        outcome
+            .failures
+            .iter()
+            .any(|f| f.contains("shard 0 status") && f.contains("Some(None)")),
+        "shard 0 must stay None:\n{}",
+        outcome.report()
     );
     eprintln!(
         "abort-drops-metadata-recovery caught by T1:\n{evidence}\n{}",

@@ -1,6 +1,6 @@
 //! The node's admin interface: what tests and the harness do to a running node from outside
 //! (start syncs by hand, write a status directly, lock a shard, clear metadata, seed blobs,
-//! inspect its state). Requests run on the node's own runtime, so tasks they spawn die with it.
+//! inspect its state, in-flight blob syncs and pending certified events included). Requests run on the node's own runtime, so tasks they spawn die with it.
 
 use super::{lock, CommitteeView, Node, NodeError};
 use crate::blob::BlobMetadata;
@@ -43,12 +43,22 @@ pub struct NodeSnapshot {
     pub sync_tasks_running: BTreeSet<ShardIndex>,
     pub sync_tasks_failed: BTreeSet<ShardIndex>,
     pub node_recovery_running: bool,
+    /// Blobs whose blob sync (started by a certified or extension event) is still running.
+    pub blob_syncs_running: BTreeSet<BlobId>,
+    /// Certified events (by event index) whose handling has not finished (spec 6.1 step 3).
+    pub pending_events: BTreeSet<u64>,
 }
 
 /// Something to do on a node.
 #[derive(Debug)]
 pub enum AdminRequest {
-    StartSyncShards(Vec<ShardIndex>),
+    /// `start_sync_shards(shards, recover_metadata)`. `recover_metadata` is the pre-fix
+    /// caller's flag (spec 8: the epoch change passed `new_joiner`); the fixed node derives the
+    /// mode from the persisted status and ignores it, `abort-drops-metadata-recovery` obeys it.
+    StartSyncShards {
+        shards: Vec<ShardIndex>,
+        recover_metadata: bool,
+    },
     RestartSyncs,
     SetNodeStatus(NodeStatus),
     SetShardStatus(ShardIndex, ShardStatus),
@@ -134,7 +144,10 @@ pub(super) async fn serve(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Messa
 impl Node {
     async fn admin(self: &Arc<Self>, request: AdminRequest) -> Result<(), NodeError> {
         match request {
-            AdminRequest::StartSyncShards(shards) => self.start_sync_shards(shards, false).await,
+            AdminRequest::StartSyncShards {
+                shards,
+                recover_metadata,
+            } => self.start_sync_shards(shards, recover_metadata).await,
             AdminRequest::RestartSyncs => self.clone().restart_syncs().await?,
             AdminRequest::SetNodeStatus(s) => {
                 self.write_node_status(NodeStatusWriter::Direct, s, None)
@@ -207,6 +220,12 @@ impl Node {
             node_recovery_running: lock(&self.node_recovery)
                 .as_ref()
                 .is_some_and(|h| !h.is_finished()),
+            blob_syncs_running: lock(&self.blob_syncs)
+                .iter()
+                .filter(|(_, (_, h))| !h.is_finished())
+                .map(|(b, _)| *b)
+                .collect(),
+            pending_events: self.pending_events.indices(),
         })
     }
 

@@ -1,7 +1,8 @@
 //! Rebuilding one shard's sliver of one blob from other members' recovery symbols, shared by the
-//! recovery phase, node recovery and the blob sync a certified event starts; and handling of an
-//! inconsistency proof (the blob is invalidated on chain).
+//! recovery phase, node recovery and the blob sync a certified (or extension) event starts; and
+//! handling of an inconsistency proof (the blob is invalidated on chain).
 
+use super::pending::PendingGuard;
 use super::{lock, node_spawn, Node, NodeError};
 use crate::blob::{
     decode, encode, recover_sliver, verify_sliver, BlobMetadata, InconsistencyProof, RecoveryError,
@@ -12,6 +13,13 @@ use crate::storage::StorageError;
 use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
 use crate::wire::{Request, Response};
 use std::sync::Arc;
+
+/// Which certification an event carries: the first one, or an extension of the end epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CertifiedKind {
+    Initial,
+    Extension,
+}
 
 impl Node {
     /// Whether the blob is expired, deleted or invalid at the committee epoch (or unknown).
@@ -149,13 +157,15 @@ impl Node {
             .collect()
     }
 
-    /// Blob sync for a newly certified blob (event `index`): fetch whatever owned shard lacks.
+    /// Blob sync for a certified blob (event `index`): fetch whatever owned shard lacks.
     /// The event completes when the sync does, so a crash replays it. Returns whether the event
-    /// is complete already (no sync was needed: blob syncs never start while catching up).
+    /// is complete already: blob syncs never start while catching up, and with
+    /// `blob_sync.skip_non_extension` only extension events start one.
     pub(super) async fn start_blob_sync(
         self: &Arc<Self>,
         blob: BlobId,
         index: u64,
+        kind: CertifiedKind,
     ) -> Result<bool, NodeError> {
         if self
             .storage
@@ -164,19 +174,15 @@ impl Node {
         {
             return Ok(true);
         }
+        if kind == CertifiedKind::Initial
+            && self.ctx.fail.flag("blob_sync.skip_non_extension").await
+        {
+            return Ok(true);
+        }
+        let pending = self.pending_events.start(index);
         let node = self.clone();
         let handle = node_spawn(&self.ctx.fail, async move {
-            match node.blob_sync(blob).await {
-                Ok(()) => {
-                    lock(&node.blob_syncs).remove(&blob);
-                    if let Err(e) = node.mark_event_complete(index).await {
-                        tracing::warn!(node = %node.ctx.id, error = %e, "cannot complete the certified event");
-                    }
-                }
-                Err(e) => {
-                    tracing::info!(node = %node.ctx.id, %blob, error = %e, "blob sync ended with an error")
-                }
-            }
+            node.certified_event_task(blob, index, pending).await
         });
         if let Some((old_index, old)) = lock(&self.blob_syncs).insert(blob, (index, handle)) {
             old.abort();
@@ -185,8 +191,30 @@ impl Node {
         Ok(false)
     }
 
-    async fn blob_sync(&self, blob: BlobId) -> Result<(), NodeError> {
+    /// The certified event stays pending (6.1 step 3) until its handling is through
+    /// `blob_sync.certified_event`; then the blob sync runs and completes the event.
+    async fn certified_event_task(
+        self: Arc<Self>,
+        blob: BlobId,
+        index: u64,
+        pending: PendingGuard,
+    ) {
         let _ = self.ctx.fail.eval("blob_sync.certified_event").await;
+        drop(pending);
+        match self.blob_sync(blob).await {
+            Ok(()) => {
+                lock(&self.blob_syncs).remove(&blob);
+                if let Err(e) = self.mark_event_complete(index).await {
+                    tracing::warn!(node = %self.ctx.id, error = %e, "cannot complete the certified event");
+                }
+            }
+            Err(e) => {
+                tracing::info!(node = %self.ctx.id, %blob, error = %e, "blob sync ended with an error")
+            }
+        }
+    }
+
+    async fn blob_sync(&self, blob: BlobId) -> Result<(), NodeError> {
         let epoch = self.committee_epoch();
         for shard in self.owned_shards() {
             for ty in SliverType::ALL {

@@ -32,6 +32,7 @@ impl Node {
         if let Some(finisher) = previous_finisher {
             let _ = finisher.await;
         }
+        self.wait_for_pending_events(e).await;
         let shard_map = self.shard_map_lock.write().await;
         let status = self.status()?.unwrap_or(NodeStatus::Standby);
         if status.is_catching_up() {

@@ -1,7 +1,9 @@
 //! Event processing: the chain's event stream from the persisted cursor, the lag check that
-//! enters recovery mode (N3), blob lifecycle events, and the cursor that only advances over a
-//! contiguous prefix of completed events (an epoch change completes when its finisher does).
+//! enters recovery mode (N3), blob lifecycle events (registrations go through the pending cache,
+//! see `pending`), and the cursor that only advances over a contiguous prefix of completed events
+//! (an epoch change completes when its finisher does, a certified event when its blob sync does).
 
+use super::blob_sync::CertifiedKind;
 use super::{lock, Node, NodeError};
 use crate::chain::ChainEvent;
 use crate::ctx::{NodeStatusWriter, ProbeEvent};
@@ -164,16 +166,20 @@ impl Node {
                     deleted: false,
                     invalid: false,
                 };
-                if self.storage.blob_info(blob)?.is_none() {
-                    self.storage.put_blob_info(blob, &info)?;
-                }
+                self.on_registered(index, blob, info);
+                return Ok(false);
             }
             ChainEvent::BlobCertified { blob, epoch } => {
                 return self.on_certified(index, blob, epoch).await
             }
-            ChainEvent::BlobDeleted { blob, .. } => self.on_retired(blob, |i| i.deleted = true)?,
+            ChainEvent::BlobExtended {
+                blob, end_epoch, ..
+            } => return self.on_extended(index, blob, end_epoch).await,
+            ChainEvent::BlobDeleted { blob, .. } => {
+                self.on_retired(blob, |i| i.deleted = true).await?
+            }
             ChainEvent::BlobInvalidated { blob, .. } => {
-                self.on_retired(blob, |i| i.invalid = true)?
+                self.on_retired(blob, |i| i.invalid = true).await?
             }
             ChainEvent::EpochChangeStart { epoch } => {
                 return self.process_epoch_change(index, epoch).await
@@ -184,13 +190,15 @@ impl Node {
     }
 
     /// Records the certification and starts a blob sync; returns whether the event is
-    /// complete now (otherwise the blob sync completes it).
+    /// complete now (otherwise the blob sync completes it). Waits for the pending-cache flush,
+    /// so the blob's registration is in storage.
     async fn on_certified(
         self: &Arc<Self>,
         index: u64,
         blob: BlobId,
         epoch: Epoch,
     ) -> Result<bool, NodeError> {
+        self.flush_pending_caches().await?;
         let Some(mut info) = self.storage.blob_info(blob)? else {
             tracing::warn!(node = %self.ctx.id, %blob, "certified event for an unknown blob");
             return Ok(true);
@@ -202,10 +210,40 @@ impl Node {
         if info.is_retired_at(self.committee_epoch()) {
             return Ok(true);
         }
-        self.start_blob_sync(blob, index).await
+        self.start_blob_sync(blob, index, CertifiedKind::Initial)
+            .await
     }
 
-    fn on_retired(&self, blob: BlobId, mark: impl FnOnce(&mut BlobInfo)) -> Result<(), NodeError> {
+    /// Records a certified blob's new end epoch and starts a blob sync, as an extension
+    /// certification; returns whether the event is complete now.
+    async fn on_extended(
+        self: &Arc<Self>,
+        index: u64,
+        blob: BlobId,
+        end_epoch: Epoch,
+    ) -> Result<bool, NodeError> {
+        self.flush_pending_caches().await?;
+        let Some(mut info) = self.storage.blob_info(blob)? else {
+            tracing::warn!(node = %self.ctx.id, %blob, "extension event for an unknown blob");
+            return Ok(true);
+        };
+        if info.end_epoch < end_epoch {
+            info.end_epoch = end_epoch;
+            self.storage.put_blob_info(blob, &info)?;
+        }
+        if info.certified_epoch.is_none() || info.is_retired_at(self.committee_epoch()) {
+            return Ok(true);
+        }
+        self.start_blob_sync(blob, index, CertifiedKind::Extension)
+            .await
+    }
+
+    async fn on_retired(
+        &self,
+        blob: BlobId,
+        mark: impl FnOnce(&mut BlobInfo),
+    ) -> Result<(), NodeError> {
+        self.flush_pending_caches().await?;
         if let Some(mut info) = self.storage.blob_info(blob)? {
             mark(&mut info);
             self.storage.put_blob_info(blob, &info)?;

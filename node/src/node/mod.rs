@@ -11,6 +11,7 @@ mod halt;
 mod metadata;
 mod node_recovery;
 mod peers;
+mod pending;
 mod server;
 mod shard_sync;
 mod transfer;
@@ -74,6 +75,12 @@ pub struct Node {
     node_recovery: Mutex<Option<JoinHandle<()>>>,
     /// In-flight blob syncs: blob → (index of the certified event they complete, task).
     blob_syncs: Mutex<BTreeMap<BlobId, (u64, JoinHandle<()>)>>,
+    /// Certified events whose handling has not finished (an epoch change waits for them).
+    pending_events: Arc<pending::PendingEvents>,
+    /// Registrations not yet flushed to storage, in event order.
+    pending_cache: Mutex<Vec<pending::PendingRegistration>>,
+    /// Serializes pending-cache flushes, so a caller also waits for one in progress.
+    flush_lock: tokio::sync::Mutex<()>,
     events: Mutex<EventTracker>,
     next_task: AtomicU64,
     /// Idle connections to other nodes.
@@ -104,6 +111,9 @@ impl Node {
             finisher: Mutex::default(),
             node_recovery: Mutex::default(),
             blob_syncs: Mutex::default(),
+            pending_events: Arc::default(),
+            pending_cache: Mutex::default(),
+            flush_lock: tokio::sync::Mutex::default(),
             events: Mutex::default(),
             next_task: AtomicU64::new(1),
             pool: crate::wire::Pool::default(),

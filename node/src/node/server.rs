@@ -251,7 +251,10 @@ impl Node {
 
     fn require_registered(&self, blob: BlobId) -> Result<(), ServiceError> {
         let epoch = self.view().epoch();
-        match self.storage.blob_info(blob).map_err(internal)? {
+        match self
+            .blob_info_or_pending(blob)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+        {
             Some(info) if !info.is_retired_at(epoch) => Ok(()),
             _ => Err(ServiceError::BlobNotRegistered),
         }

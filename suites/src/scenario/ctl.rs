@@ -170,14 +170,32 @@ impl Ctl {
             .map_err(|e| ScenarioError(format!("{node}: snapshot: {e}")))
     }
 
+    /// `start_sync_shards(shards)` of the fixed design (spec 8.3): no caller flag (the
+    /// pre-fix flag is sent as `false`).
     pub async fn start_sync_shards(
         &self,
         node: NodeId,
         shards: &[u16],
     ) -> Result<(), ScenarioError> {
+        self.start_sync_shards_flagged(node, shards, false).await
+    }
+
+    /// `start_sync_shards(shards, recover_metadata)` with the pre-fix caller flag (spec 8: the
+    /// epoch change passed `new_joiner`). The fixed node ignores the flag; a node with
+    /// `abort-drops-metadata-recovery` recovers metadata only when it is set.
+    pub async fn start_sync_shards_flagged(
+        &self,
+        node: NodeId,
+        shards: &[u16],
+        recover_metadata: bool,
+    ) -> Result<(), ScenarioError> {
+        let shards = shards.iter().map(|s| ShardIndex(*s)).collect();
         self.request(
             node,
-            AdminRequest::StartSyncShards(shards.iter().map(|s| ShardIndex(*s)).collect()),
+            AdminRequest::StartSyncShards {
+                shards,
+                recover_metadata,
+            },
         )
         .await
     }

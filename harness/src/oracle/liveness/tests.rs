@@ -56,6 +56,8 @@ fn converged() -> NodeSnapshot {
         sync_tasks_running: Default::default(),
         sync_tasks_failed: Default::default(),
         node_recovery_running: false,
+        blob_syncs_running: BTreeSet::new(),
+        pending_events: BTreeSet::new(),
     }
 }
 
