@@ -207,21 +207,34 @@ impl Driver {
         }
     }
 
-    /// `epoch-change`: the next planned epoch change starts as soon as the current one ended
-    /// (a no-op once every planned epoch change started).
-    fn bring_epoch_change_forward(&mut self, now: u64) {
+    /// `epoch-change`: the next planned epoch change starts at `at` or as soon as the current
+    /// one ended (a no-op once every planned epoch change started).
+    fn bring_epoch_change_forward(&mut self, at: u64) {
         if self.epochs_started < self.epochs_planned {
-            self.next_epoch_ms = self.next_epoch_ms.min(now);
+            self.next_epoch_ms = self.next_epoch_ms.min(at);
         }
     }
 
-    /// A fault triggered by a fail point is applied at once, status changes included: the
-    /// schedule asked for exactly that interleaving (as the spec's T3 does).
+    /// A fault triggered by a fail point is applied at once, status changes included (the
+    /// schedule asked for exactly that interleaving, as the spec's T3 does), as long as no
+    /// epoch change is under way: `RecoveryCatchUp` is only ever written while an epoch change
+    /// is about to start (N3/N4), so the next one is brought forward to follow it. During an
+    /// epoch change the write waits for the next one, like a timed status change.
     fn apply_triggered(&mut self, fault: &shardstorm_faults::Fault) {
         let timed = std::mem::take(&mut self.deferred_status);
         self.apply_fault(fault);
-        let now = std::mem::replace(&mut self.deferred_status, timed);
-        apply::send_status_changes(&self.cluster, &self.control, now);
+        let writes = std::mem::replace(&mut self.deferred_status, timed);
+        if writes.is_empty() {
+            return;
+        }
+        let chain = &self.cluster.chain;
+        if chain.is_epoch_change_done(chain.epoch()) {
+            apply::send_status_changes(&self.cluster, &self.control, writes);
+            let now = self.now_ms();
+            self.bring_epoch_change_forward(now + STATUS_LEAD_MS);
+        } else {
+            self.deferred_status.extend(writes);
+        }
     }
 
     fn run_commands(&mut self) {

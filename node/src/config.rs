@@ -41,11 +41,16 @@ pub enum Bug {
     /// back in is skipped by `start_new_shard_sync` because the old task is still in the map;
     /// the old task's S4 leaves `LockedToMove`, so the owned shard stays locked for good.
     RegainedLockedShardStaysLocked,
+    /// Found by exploration: a storage error (a disk failing with EIO) ends the node-recovery
+    /// task with a warning; nothing restarts it, so the node stays `RecoveryInProgress(e)`,
+    /// never attests, and epoch change e never completes. The fixed node treats the error as
+    /// fatal, so the restart resumes node recovery (spec section 7).
+    NodeRecoveryStopsOnStorageError,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -57,6 +62,7 @@ impl Bug {
         Bug::StaleEpochAttestation,
         Bug::StaleActiveShardRegained,
         Bug::RegainedLockedShardStaysLocked,
+        Bug::NodeRecoveryStopsOnStorageError,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -73,6 +79,7 @@ impl Bug {
             Bug::StaleEpochAttestation => "stale-epoch-attestation",
             Bug::StaleActiveShardRegained => "stale-active-shard-regained",
             Bug::RegainedLockedShardStaysLocked => "regained-locked-shard-stays-locked",
+            Bug::NodeRecoveryStopsOnStorageError => "node-recovery-stops-on-storage-error",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! certified before the recovery epoch, then flip `RecoveryInProgress(e)` to `Active` and attest.
 
 use super::{lock, node_spawn, Node, NodeError};
+use crate::config::Bug;
 use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent};
 use crate::status::NodeStatus;
 use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
@@ -12,8 +13,17 @@ impl Node {
     pub(super) fn restart_node_recovery(self: Arc<Self>, epoch: Epoch) {
         let node = self.clone();
         let handle = node_spawn(&self.ctx.fail, async move {
-            if let Err(e) = node.node_recovery(epoch).await {
-                tracing::warn!(node = %node.ctx.id, epoch, error = %e, "node recovery stopped");
+            match node.node_recovery(epoch).await {
+                Err(NodeError::Storage(e))
+                    if !node.config.has(Bug::NodeRecoveryStopsOnStorageError) =>
+                {
+                    // The restart resumes node recovery from the persisted status (section 7).
+                    node.fatal(NodeError::Storage(e)).await
+                }
+                Err(e) => {
+                    tracing::warn!(node = %node.ctx.id, epoch, error = %e, "node recovery stopped")
+                }
+                Ok(()) => {}
             }
         });
         if let Some(old) = lock(&self.node_recovery).replace(handle) {
