@@ -155,8 +155,27 @@ fn replay_regressions() -> Vec<String> {
                 result.trace_hash
             );
         }
+        if let Some(failure) = fixed_node_fails(&path, &file) {
+            failures.push(failure);
+        }
     }
     failures
+}
+
+/// A regression that pins a catalogue bug must also pass on the fixed node: same seed, knobs
+/// and schedule, bugs switched off.
+fn fixed_node_fails(path: &Path, file: &RunFile) -> Option<String> {
+    if file.spec.bugs.is_empty() || file.expect_invariant.is_none() {
+        return None;
+    }
+    let mut fixed = file.spec.clone();
+    fixed.bugs.clear();
+    let violation = run(&fixed).violation?;
+    Some(format!(
+        "{}: the fixed node fails this schedule: {}",
+        path.display(),
+        violation.message
+    ))
 }
 
 #[test]
