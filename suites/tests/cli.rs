@@ -1,7 +1,7 @@
 //! The `shardstorm` binary end to end: explore's JSON summary and exit codes, bad usage as one
 //! line with exit 2, replay of a written run file, the determinism check and merge.
 
-use shardstorm_harness::runfile::RunFile;
+use shardstorm_harness::runfile::{RunFile, BUILD};
 use shardstorm_harness::{run, RunSpec};
 use std::process::{Command, Output};
 
@@ -169,6 +169,77 @@ fn replay_of_a_written_run_file_reproduces_its_hash() {
         "--hash-only",
     ]);
     assert_eq!(stdout(&hash).trim(), result.trace_hash);
+}
+
+/// A build fingerprint other than this build's.
+fn another_build() -> String {
+    let other = "0000000000000000";
+    if BUILD == other {
+        "0000000000000001".into()
+    } else {
+        other.into()
+    }
+}
+
+#[test]
+fn replay_of_a_file_from_another_build_warns_and_replays() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let spec = RunSpec {
+        blobs: 10,
+        epochs: 2,
+        ..RunSpec::standard(5)
+    };
+    let result = run(&spec);
+    let mut file = RunFile::from_result(&result);
+    file.build = Some(another_build());
+    let path = out.path().join("other-build.run");
+    file.save(&path).expect("save");
+    let o = shardstorm(&["replay", path_str(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let warning = format!(
+        "shardstorm: warning: run file written by build {}, this is build {BUILD}: the replay \
+         may differ\n",
+        another_build()
+    );
+    assert_eq!(stderr(&o), warning);
+    assert!(stdout(&o).contains("reproduced:"), "{}", stdout(&o));
+
+    file.expect_hash = Some("0123456789abcdef".into());
+    file.save(&path).expect("save");
+    let o = shardstorm(&["replay", path_str(&path)]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stderr(&o), warning);
+    let report = stdout(&o);
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("NOT reproduced:"))
+        .unwrap_or_else(|| panic!("no mismatch report: {report}"));
+    assert!(
+        line.contains("expected trace 0123456789abcdef")
+            && line.contains(&format!("run file written by build {}", another_build())),
+        "{line}"
+    );
+}
+
+#[test]
+fn replay_of_a_file_without_a_build_line_loads_quietly() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let spec = RunSpec {
+        blobs: 10,
+        epochs: 2,
+        ..RunSpec::standard(5)
+    };
+    let result = run(&spec);
+    let mut file = RunFile::from_result(&result);
+    file.build = None;
+    let path = out.path().join("old.run");
+    file.save(&path).expect("save");
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(!text.contains("build ="), "{text}");
+    let o = shardstorm(&["replay", path_str(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stderr(&o), "");
+    assert!(stdout(&o).contains("reproduced:"), "{}", stdout(&o));
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod merge;
 mod progress;
 mod replay;
 mod report;
+mod runfiles;
 mod shrink;
 
 use clap::error::ErrorKind;

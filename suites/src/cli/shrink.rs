@@ -46,7 +46,7 @@ fn target(args: &ShrinkArgs) -> Result<(RunSpec, Option<Invariant>), CliError> {
         ));
     };
     args.scenario.reject_with_file()?;
-    let file = RunFile::load(path)?;
+    let file = super::runfiles::load(path)?;
     let expected = file
         .expect_invariant
         .as_deref()
