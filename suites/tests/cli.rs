@@ -126,6 +126,10 @@ fn bad_usage_exits_2_with_one_line() {
         vec!["replay", path_str(&old)],
         vec!["replay", path_str(&missing)],
         vec!["replay", path_str(&old), "--bug", "completion-window"],
+        vec!["replay", "--seed", "3", "--log", "shardstorm_node=loud"],
+        vec!["explore", "--log", "[{"],
+        vec!["shrink", "--seed", "3", "--log", ""],
+        vec!["check-determinism", "--log", "=debug=info"],
         vec!["merge", path_str(&missing)],
         vec!["merge", path_str(&old)],
     ];
@@ -240,6 +244,35 @@ fn replay_of_a_file_without_a_build_line_loads_quietly() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(stderr(&o), "");
     assert!(stdout(&o).contains("reproduced:"), "{}", stdout(&o));
+}
+
+#[test]
+fn replay_with_log_shows_the_node_logs_and_the_same_trace() {
+    let args = ["replay", "--seed", "3", "--blobs", "10", "--epochs", "2"];
+    let quiet = shardstorm(&args);
+    let logged = shardstorm(&[&args[..], &["--log", "shardstorm_node=debug"]].concat());
+    assert_eq!(
+        quiet.status.code(),
+        logged.status.code(),
+        "{}",
+        stderr(&logged)
+    );
+    assert_eq!(
+        stdout(&quiet),
+        stdout(&logged),
+        "logging changes nothing on stdout"
+    );
+    let logs = stderr(&logged);
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("shardstorm_node") && l.contains("node status")),
+        "no node status line in:\n{logs}"
+    );
+    assert!(
+        !logs.lines().any(|l| l.starts_with("20")),
+        "a wall-clock timestamp in:\n{logs}"
+    );
+    assert_eq!(stderr(&quiet), "", "no --log, no logs");
 }
 
 #[test]

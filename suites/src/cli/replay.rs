@@ -5,6 +5,7 @@
 
 use super::args::ScenarioArgs;
 use super::error::{CliResult, Outcome};
+use super::log::LogArgs;
 use clap::{ArgGroup, Args};
 use shardstorm_harness::runfile::BuildMismatch;
 use shardstorm_harness::{run as run_spec, RunResult, RunSpec};
@@ -22,6 +23,8 @@ pub struct ReplayArgs {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Print the whole trace
     #[arg(long)]
     pub trace: bool,
