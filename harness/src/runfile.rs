@@ -1,9 +1,11 @@
-//! Run files: one run (seed, cluster size, bugs, knobs, schedule, tool version and what the
-//! run is expected to do) as a small text file that `shardstorm replay` reproduces exactly.
+//! Run files: one run (seed, cluster size, bugs, knobs, schedule, tool version, build
+//! fingerprint and what the run is expected to do) as a small text file that `shardstorm
+//! replay` reproduces exactly.
 //!
 //! ```text
 //! # shardstorm run file; replay with: cargo run --release -- replay <this file>
 //! shardstorm-version = 0.1.0
+//! build = 0123456789abcdef
 //! seed = 42
 //! nodes = 5
 //! shards = 20
@@ -26,6 +28,12 @@
 //! standard scenario's values, a missing `[knobs]` or `[schedule]` section is drawn from the
 //! seed when the file is loaded (so the loaded spec never depends on drawing again), and a
 //! missing `shardstorm-version` line is accepted (hand-written files). Writing is atomic.
+//!
+//! Identity: a different `shardstorm-version` is an error. `build` is the [`BUILD`]
+//! fingerprint of the writer (a hash of the node, faults and harness sources, see
+//! `harness/build.rs`): a different one is not an error, since most source changes leave a run
+//! alone, but [`RunFile::build_mismatch`] lets a replay warn that it may differ and say so when
+//! it does. Files without a `build` line (older files, hand-written ones) load as before.
 
 use crate::oracle::Invariant;
 use crate::run::RunResult;
@@ -42,12 +50,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The version written into and required of run files.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The behaviour fingerprint of this build: 16 hex digits hashing the sources of the node,
+/// faults and harness crates (computed by `harness/build.rs`).
+pub const BUILD: &str = env!("SHARDSTORM_BUILD");
+
 /// The first line of every written run file.
 const HEADER: &str =
     "# shardstorm run file; replay with: cargo run --release -- replay <this file>";
 
 /// The keys a run file may set before its sections.
-const KEYS: &str = "shardstorm-version, seed, nodes, shards, epochs, blobs, tick-ms, bugs, \
+const KEYS: &str = "shardstorm-version, build, seed, nodes, shards, epochs, blobs, tick-ms, bugs, \
                     expect-invariant, expect-trace-hash";
 
 /// One replayable run and what it is expected to do.
@@ -59,6 +71,16 @@ pub struct RunFile {
     pub expect_invariant: Option<String>,
     /// The trace hash the run produces (16 hex digits).
     pub expect_hash: Option<String>,
+    /// The [`BUILD`] fingerprint of the build that wrote the file (`None`: not recorded).
+    pub build: Option<String>,
+}
+
+/// A run file written by a build with another behaviour fingerprint than this one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("run file written by build {written}, this is build {BUILD}")]
+pub struct BuildMismatch {
+    /// The fingerprint recorded in the file.
+    pub written: String,
 }
 
 /// A run file that cannot be read, parsed or written.
@@ -100,6 +122,8 @@ pub enum RunFileError {
     BadInvariant { line: usize, message: String },
     #[error("line {line}: bad trace hash {value:?} (expected 16 hex digits)")]
     BadHash { line: usize, value: String },
+    #[error("line {line}: bad build fingerprint {value:?} (expected 16 hex digits)")]
+    BadBuild { line: usize, value: String },
     #[error("[knobs] section at line {line}: {source}")]
     Knobs { line: usize, source: KnobsError },
     #[error("[schedule] section: {source}")]
@@ -133,6 +157,7 @@ impl RunFile {
                 .as_ref()
                 .map(|v| v.invariant.name().to_string()),
             expect_hash: Some(result.trace_hash.clone()),
+            build: Some(BUILD.to_string()),
         }
     }
 
@@ -142,7 +167,19 @@ impl RunFile {
             spec: resolved(spec.clone()),
             expect_invariant: None,
             expect_hash: None,
+            build: Some(BUILD.to_string()),
         }
+    }
+
+    /// The difference when the file records a build fingerprint other than [`BUILD`]; `None`
+    /// when it records this build or none at all.
+    pub fn build_mismatch(&self) -> Option<BuildMismatch> {
+        self.build
+            .as_ref()
+            .filter(|written| written.as_str() != BUILD)
+            .map(|written| BuildMismatch {
+                written: written.clone(),
+            })
     }
 
     /// Reads and parses a run file.
@@ -203,6 +240,9 @@ impl fmt::Display for RunFile {
         let s = &self.spec;
         writeln!(f, "{HEADER}")?;
         writeln!(f, "shardstorm-version = {VERSION}")?;
+        if let Some(build) = &self.build {
+            writeln!(f, "build = {build}")?;
+        }
         writeln!(f, "seed = {}", s.seed)?;
         writeln!(f, "nodes = {}", s.nodes)?;
         writeln!(f, "shards = {}", s.shards)?;
@@ -351,15 +391,24 @@ fn parse_bugs(line: usize, value: &str) -> Result<BTreeSet<Bug>, RunFileError> {
         .collect()
 }
 
+/// `value` in lower case when it is 16 hex digits.
+fn hex16(value: &str) -> Option<String> {
+    (value.len() == 16 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| value.to_ascii_lowercase())
+}
+
 fn parse_hash(line: usize, value: &str) -> Result<String, RunFileError> {
-    if value.len() == 16 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(value.to_ascii_lowercase())
-    } else {
-        Err(RunFileError::BadHash {
-            line,
-            value: value.to_string(),
-        })
-    }
+    hex16(value).ok_or_else(|| RunFileError::BadHash {
+        line,
+        value: value.to_string(),
+    })
+}
+
+fn parse_build(line: usize, value: &str) -> Result<String, RunFileError> {
+    hex16(value).ok_or_else(|| RunFileError::BadBuild {
+        line,
+        value: value.to_string(),
+    })
 }
 
 /// The top-level keys, applied to a standard spec.
@@ -368,6 +417,7 @@ struct Header {
     seed_given: bool,
     expect_invariant: Option<String>,
     expect_hash: Option<String>,
+    build: Option<String>,
 }
 
 impl Header {
@@ -384,6 +434,7 @@ impl Header {
                 })
             }
             "shardstorm-version" => {}
+            "build" => self.build = Some(parse_build(line, value)?),
             "seed" => {
                 s.seed = number(line, key, value, 0, U64)?;
                 self.seed_given = true;
@@ -421,6 +472,7 @@ impl FromStr for RunFile {
             seed_given: false,
             expect_invariant: None,
             expect_hash: None,
+            build: None,
         };
         for (line, key, value) in &parts.keys {
             header.apply(*line, key, value)?;
@@ -445,6 +497,7 @@ impl FromStr for RunFile {
             spec: resolved(spec),
             expect_invariant: header.expect_invariant,
             expect_hash: header.expect_hash,
+            build: header.build,
         })
     }
 }
@@ -626,6 +679,50 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!("line 1: run file written by shardstorm 0.0.1, this is {VERSION}")
+        );
+    }
+
+    #[test]
+    fn written_files_record_this_build() {
+        assert_eq!(
+            hex16(BUILD).as_deref(),
+            Some(BUILD),
+            "16 lower-case hex digits"
+        );
+        let text = RunFile::from_spec(&small_spec(2)).to_string();
+        assert!(text.contains(&format!("\nbuild = {BUILD}\n")), "{text}");
+        let back: RunFile = text.parse().expect("parses");
+        assert_eq!(back.build.as_deref(), Some(BUILD));
+        assert_eq!(back.build_mismatch(), None);
+    }
+
+    #[test]
+    fn files_without_a_build_line_load_and_do_not_mismatch() {
+        let file: RunFile = minimal().parse().expect("parses");
+        assert_eq!(file.build, None);
+        assert_eq!(file.build_mismatch(), None);
+        assert!(!file.to_string().contains("build ="));
+    }
+
+    #[test]
+    fn another_build_is_a_mismatch_not_an_error() {
+        let other = if BUILD == "0000000000000000" {
+            "0000000000000001"
+        } else {
+            "0000000000000000"
+        };
+        let file: RunFile = format!("{}build = {other}\n", minimal())
+            .parse()
+            .expect("another build still parses");
+        let mismatch = file.build_mismatch().expect("a mismatch");
+        assert_eq!(
+            mismatch.to_string(),
+            format!("run file written by build {other}, this is build {BUILD}")
+        );
+        let bad = parse_err(&format!("{}build = 12\n", minimal()));
+        assert!(
+            matches!(bad, RunFileError::BadBuild { line: 3, .. }),
+            "{bad:?}"
         );
     }
 

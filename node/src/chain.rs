@@ -407,33 +407,42 @@ impl Chain {
     }
 
     pub fn delete_blob(&self, blob: BlobId) -> Result<(), ChainError> {
-        let mut s = self.lock();
-        let epoch = s.epoch;
-        let record = s
-            .blobs
-            .get_mut(&blob)
-            .ok_or(ChainError::UnknownBlob(blob))?;
-        if record.deleted {
-            return Ok(());
-        }
-        record.deleted = true;
-        s.events.push(ChainEvent::BlobDeleted { blob, epoch });
-        Ok(())
+        self.retire_once(
+            blob,
+            |r| &mut r.deleted,
+            |blob, epoch| ChainEvent::BlobDeleted { blob, epoch },
+        )
     }
 
     /// Submits an invalid-blob certificate (the node verified the inconsistency proof).
     pub fn invalidate_blob(&self, blob: BlobId) -> Result<(), ChainError> {
+        self.retire_once(
+            blob,
+            |r| &mut r.invalid,
+            |blob, epoch| ChainEvent::BlobInvalidated { blob, epoch },
+        )
+    }
+
+    /// Sets the retirement flag `flag` picks on `blob`'s record and emits `event` in the current
+    /// epoch; nothing happens when the flag is already set.
+    fn retire_once(
+        &self,
+        blob: BlobId,
+        flag: fn(&mut BlobRecord) -> &mut bool,
+        event: fn(BlobId, Epoch) -> ChainEvent,
+    ) -> Result<(), ChainError> {
         let mut s = self.lock();
         let epoch = s.epoch;
         let record = s
             .blobs
             .get_mut(&blob)
             .ok_or(ChainError::UnknownBlob(blob))?;
-        if record.invalid {
+        let retired = flag(record);
+        if *retired {
             return Ok(());
         }
-        record.invalid = true;
-        s.events.push(ChainEvent::BlobInvalidated { blob, epoch });
+        *retired = true;
+        s.events.push(event(blob, epoch));
         Ok(())
     }
 
@@ -591,6 +600,32 @@ mod tests {
             chain.extend_blob(unknown, 1),
             Err(ChainError::UnknownBlob(unknown))
         );
+    }
+
+    #[test]
+    fn deleting_and_invalidating_emit_one_event_each_and_repeat_quietly() {
+        type Retire = fn(&Chain, BlobId) -> Result<(), ChainError>;
+        type Flag = fn(&BlobRecord) -> bool;
+        let cases: [(&str, Retire, Flag); 2] = [
+            ("delete", Chain::delete_blob, |r| r.deleted),
+            ("invalidate", Chain::invalidate_blob, |r| r.invalid),
+        ];
+        for (what, retire, flag) in cases {
+            let chain = Chain::new(genesis(4, 2));
+            let b = BlobId([5; 32]);
+            chain.register_blob(b, 3).unwrap();
+            let before = chain.event_count();
+            retire(&chain, b).unwrap();
+            retire(&chain, b).unwrap();
+            assert_eq!(chain.event_count(), before + 1, "{what}: one event");
+            assert!(flag(&chain.blob(b).unwrap()), "{what}: flag set");
+            let unknown = BlobId([6; 32]);
+            assert_eq!(
+                retire(&chain, unknown),
+                Err(ChainError::UnknownBlob(unknown)),
+                "{what}"
+            );
+        }
     }
 
     #[test]

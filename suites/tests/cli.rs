@@ -1,11 +1,12 @@
 //! The `shardstorm` binary end to end: explore's JSON summary and exit codes, bad usage as one
 //! line with exit 2, replay of a written run file, the determinism check and merge.
 
-use shardstorm_harness::runfile::RunFile;
-use shardstorm_harness::{run, RunSpec};
+use shardstorm_harness::runfile::{RunFile, BUILD};
+use shardstorm_harness::{run, RunResult, RunSpec};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn shardstorm(args: &[&str]) -> Output {
+fn shardstorm<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shardstorm"))
         .args(args)
         .output()
@@ -55,6 +56,46 @@ fn assert_exit_matches(o: &Output, json: &serde_json::Value) {
 
 fn path_str(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// Asserts the exit code, showing both streams otherwise.
+fn assert_code(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
+}
+
+/// The small scenario of these tests on the command line: `--blobs 10 --epochs 2`.
+const SMALL: [&str; 4] = ["--blobs", "10", "--epochs", "2"];
+
+/// `args` followed by `more`.
+fn with<S: AsRef<str>>(args: &[S], more: &[&str]) -> Vec<String> {
+    let args = args.iter().map(|a| a.as_ref());
+    args.chain(more.iter().copied())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The small scenario (`SMALL`) of `seed`.
+fn small_spec(seed: u64) -> RunSpec {
+    RunSpec {
+        blobs: 10,
+        epochs: 2,
+        ..RunSpec::standard(seed)
+    }
+}
+
+/// Runs the small scenario of seed 5 and saves its run file, changed by `edit`, as
+/// `dir/name`; returns the run and the path.
+fn written_run_file(
+    dir: &std::path::Path,
+    name: &str,
+    edit: impl FnOnce(&mut RunFile),
+) -> (RunResult, PathBuf) {
+    let result = run(&small_spec(5));
+    let mut file = RunFile::from_result(&result);
+    edit(&mut file);
+    let path = dir.join(name);
+    file.save(&path).expect("save");
+    (result, path)
 }
 
 #[test]
@@ -126,6 +167,10 @@ fn bad_usage_exits_2_with_one_line() {
         vec!["replay", path_str(&old)],
         vec!["replay", path_str(&missing)],
         vec!["replay", path_str(&old), "--bug", "completion-window"],
+        vec!["replay", "--seed", "3", "--log", "shardstorm_node=loud"],
+        vec!["explore", "--log", "[{"],
+        vec!["shrink", "--seed", "3", "--log", ""],
+        vec!["check-determinism", "--log", "=debug=info"],
         vec!["merge", path_str(&missing)],
         vec!["merge", path_str(&old)],
     ];
@@ -142,33 +187,102 @@ fn bad_usage_exits_2_with_one_line() {
 #[test]
 fn replay_of_a_written_run_file_reproduces_its_hash() {
     let out = tempfile::tempdir().expect("tempdir");
-    let spec = RunSpec {
-        blobs: 10,
-        epochs: 2,
-        ..RunSpec::standard(5)
-    };
-    let result = run(&spec);
-    let path = out.path().join("seed-5.run");
-    RunFile::from_result(&result).save(&path).expect("save");
+    let (result, path) = written_run_file(out.path(), "seed-5.run", |_| {});
     let o = shardstorm(&["replay", path_str(&path)]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_code(&o, 0);
     let text = stdout(&o);
     assert!(
         text.contains(&format!("trace {}", result.trace_hash)),
         "{text}"
     );
     assert!(text.contains("reproduced:"), "{text}");
-    let hash = shardstorm(&[
-        "replay",
-        "--seed",
-        "5",
-        "--blobs",
-        "10",
-        "--epochs",
-        "2",
-        "--hash-only",
-    ]);
+    let hash = shardstorm(&with(&["replay", "--seed", "5", "--hash-only"], &SMALL));
     assert_eq!(stdout(&hash).trim(), result.trace_hash);
+}
+
+/// A build fingerprint other than this build's.
+fn another_build() -> String {
+    let other = "0000000000000000";
+    if BUILD == other {
+        "0000000000000001".into()
+    } else {
+        other.into()
+    }
+}
+
+#[test]
+fn replay_of_a_file_from_another_build_warns_and_replays() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let other = |f: &mut RunFile| f.build = Some(another_build());
+    let (_, path) = written_run_file(out.path(), "other-build.run", other);
+    let o = shardstorm(&["replay", path_str(&path)]);
+    assert_code(&o, 0);
+    let warning = format!(
+        "shardstorm: warning: run file written by build {}, this is build {BUILD}: the replay \
+         may differ\n",
+        another_build()
+    );
+    assert_eq!(stderr(&o), warning);
+    assert!(stdout(&o).contains("reproduced:"), "{}", stdout(&o));
+
+    let (_, path) = written_run_file(out.path(), "other-build.run", |f| {
+        other(f);
+        f.expect_hash = Some("0123456789abcdef".into());
+    });
+    let o = shardstorm(&["replay", path_str(&path)]);
+    assert_code(&o, 1);
+    assert_eq!(stderr(&o), warning);
+    let report = stdout(&o);
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("NOT reproduced:"))
+        .unwrap_or_else(|| panic!("no mismatch report: {report}"));
+    assert!(
+        line.contains("expected trace 0123456789abcdef")
+            && line.contains(&format!("run file written by build {}", another_build())),
+        "{line}"
+    );
+}
+
+#[test]
+fn replay_of_a_file_without_a_build_line_loads_quietly() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let (_, path) = written_run_file(out.path(), "old.run", |f| f.build = None);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(!text.contains("build ="), "{text}");
+    let o = shardstorm(&["replay", path_str(&path)]);
+    assert_code(&o, 0);
+    assert_eq!(stderr(&o), "");
+    assert!(stdout(&o).contains("reproduced:"), "{}", stdout(&o));
+}
+
+#[test]
+fn replay_with_log_shows_the_node_logs_and_the_same_trace() {
+    let args = with(&["replay", "--seed", "3"], &SMALL);
+    let quiet = shardstorm(&args);
+    let logged = shardstorm(&with(&args, &["--log", "shardstorm_node=debug"]));
+    assert_eq!(
+        quiet.status.code(),
+        logged.status.code(),
+        "{}",
+        stderr(&logged)
+    );
+    assert_eq!(
+        stdout(&quiet),
+        stdout(&logged),
+        "logging changes nothing on stdout"
+    );
+    let logs = stderr(&logged);
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("shardstorm_node") && l.contains("node status")),
+        "no node status line in:\n{logs}"
+    );
+    assert!(
+        !logs.lines().any(|l| l.starts_with("20")),
+        "a wall-clock timestamp in:\n{logs}"
+    );
+    assert_eq!(stderr(&quiet), "", "no --log, no logs");
 }
 
 #[test]
@@ -183,7 +297,7 @@ fn check_determinism_passes_on_two_seeds() {
         "3",
     ]);
     let text = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{text}{}", stderr(&o));
+    assert_code(&o, 0);
     assert!(
         text.contains("2 seeds run twice in this process, 0 divergences"),
         "{text}"
@@ -195,10 +309,8 @@ fn merge_combines_sharded_summaries() {
     let out = tempfile::tempdir().expect("tempdir");
     let mut files = Vec::new();
     for shard in ["0/2", "1/2"] {
-        let args = [
-            "explore", "--seeds", "2", "--shard", shard, "--blobs", "10", "--epochs", "2",
-        ];
-        let o = shardstorm(&[&args[..], &["--json", "--out", path_str(out.path())]].concat());
+        let args = with(&["explore", "--seeds", "2", "--shard", shard], &SMALL);
+        let o = shardstorm(&with(&args, &["--json", "--out", path_str(out.path())]));
         assert_eq!(summary(&o)["seeds"], 1);
         let file = out.path().join(format!("{}.json", shard.replace('/', "-")));
         std::fs::write(&file, stdout(&o)).expect("write summary");
@@ -215,19 +327,11 @@ fn merge_combines_sharded_summaries() {
 fn report_writes_a_self_contained_page() {
     let out = tempfile::tempdir().expect("tempdir");
     let page = out.path().join("seed-3.html");
-    let args = [
-        "report",
-        "--seed",
-        "3",
-        "--blobs",
-        "10",
-        "--epochs",
-        "2",
-        "-o",
-        path_str(&page),
-    ];
-    let o = shardstorm(&args);
-    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let o = shardstorm(&with(
+        &["report", "--seed", "3", "-o", path_str(&page)],
+        &SMALL,
+    ));
+    assert_code(&o, 0);
     let html = std::fs::read_to_string(&page).expect("the page was written");
     assert!(
         html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
@@ -239,29 +343,16 @@ fn report_writes_a_self_contained_page() {
 #[test]
 fn shrink_of_a_passing_run_says_so_and_exits_1() {
     let out = tempfile::tempdir().expect("tempdir");
-    let spec = RunSpec {
-        blobs: 10,
-        epochs: 2,
-        ..RunSpec::standard(5)
-    };
-    let result = run(&spec);
+    let result = run(&small_spec(5));
     if !result.passed() {
         return; // this seed fails on the current node; nothing to check here
     }
     let min = out.path().join("min.run");
-    let args = [
-        "shrink",
-        "--seed",
-        "5",
-        "--blobs",
-        "10",
-        "--epochs",
-        "2",
-        "-o",
-        path_str(&min),
-    ];
-    let o = shardstorm(&args);
-    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let o = shardstorm(&with(
+        &["shrink", "--seed", "5", "-o", path_str(&min)],
+        &SMALL,
+    ));
+    assert_code(&o, 1);
     assert!(stderr(&o).contains("does not fail"), "{}", stderr(&o));
     assert!(!min.exists());
 }

@@ -4,15 +4,19 @@
 //! under the safety oracle and snapshots its condensed trace.
 
 use shardstorm_harness::oracle::SafetyOracle;
+use shardstorm_harness::Cluster;
+use shardstorm_node::blob::EncodedBlob;
 use shardstorm_node::node::SeedBlob;
+use shardstorm_node::ShardIndex;
 use shardstorm_node::{
     AdminRequest, BlobInfo, Bug, NodeConfig, NodeId, NodeStatus, ShardStatus, SliverType,
 };
-use shardstorm_suites::scenario::snapshots::{snapshot_dir, snapshot_name};
 use shardstorm_suites::scenario::{
     config_with, processing_cluster, run_scenario, run_scenario_with_oracle, Ctl, Outcome,
     Retirement, ScenarioError, TFixture,
 };
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
 const SEED: u64 = 10;
@@ -20,16 +24,7 @@ const N0: NodeId = NodeId(0);
 const N1: NodeId = NodeId(1);
 
 fn snapshot(outcome: &Outcome) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(snapshot_dir());
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.bind(|| {
-        insta::assert_snapshot!(
-            snapshot_name("failure_injection", &outcome.name),
-            outcome.snapshot_text()
-        )
-    });
+    shardstorm_suites::assert_outcome_snapshot!("failure_injection", outcome);
 }
 
 /// Passes, and matches its snapshot.
@@ -49,11 +44,7 @@ fn sync_config(count: u32) -> NodeConfig {
 /// record and no pending recovery.
 async fn assert_shard0_synced(ctl: &Ctl, fx: &TFixture) -> Result<(), ScenarioError> {
     let s = ctl.snapshot(N1).await?;
-    ctl.check_eq(
-        "shard 0 status",
-        TFixture::shard_status(&s, 0),
-        Some(ShardStatus::Active),
-    );
+    ctl.check_shard_status(&s, 0, ShardStatus::Active);
     ctl.soft(fx.fully_synced_with_metadata(&s, 0));
     if let Some(shard) = s.shards.get(&shardstorm_node::ShardIndex(0)) {
         ctl.check_eq(
@@ -64,6 +55,21 @@ async fn assert_shard0_synced(ctl: &Ctl, fx: &TFixture) -> Result<(), ScenarioEr
         ctl.check_eq("shard 0 pending recovery", shard.pending.len(), 0);
     }
     Ok(())
+}
+
+/// After a simulated crash at fail point `point` (with `sync.no_retry`): clears both points,
+/// runs `restart_syncs` on node 1 and checks that shard 0 ends fully synced.
+async fn resume_after_simulated_crash(
+    ctl: &Ctl,
+    fx: &TFixture,
+    point: &str,
+) -> Result<(), ScenarioError> {
+    ctl.clear(point);
+    ctl.clear("sync.no_retry");
+    ctl.note("restart_syncs");
+    ctl.restart_syncs(N1).await?;
+    ctl.wait_until_no_sync_tasks(N1).await;
+    assert_shard0_synced(ctl, fx).await
 }
 
 /// Number of slivers node 1 stored into shard 0 (sync and recovery), from the trace.
@@ -121,12 +127,7 @@ fn start_from_progress(ty: SliverType, n: usize) -> Outcome {
             (primary, secondary),
             expected,
         );
-        ctl.clear("sync.fetch_sliver");
-        ctl.clear("sync.no_retry");
-        ctl.note("restart_syncs");
-        ctl.restart_syncs(N1).await?;
-        ctl.wait_until_no_sync_tasks(N1).await;
-        assert_shard0_synced(&ctl, &fx).await?;
+        resume_after_simulated_crash(&ctl, &fx, "sync.fetch_sliver").await?;
         ctl.check_eq(
             "slivers stored in shard 0 (none fetched twice)",
             slivers_stored(&ctl),
@@ -428,12 +429,7 @@ fn shard_recovery_restart(fault: Option<(SliverType, usize)>) -> Outcome {
             TFixture::shard_status(&s, 0),
             Some(expected),
         );
-        ctl.clear(point);
-        ctl.clear("sync.no_retry");
-        ctl.note("restart_syncs");
-        ctl.restart_syncs(N1).await?;
-        ctl.wait_until_no_sync_tasks(N1).await;
-        assert_shard0_synced(&ctl, &fx).await?;
+        resume_after_simulated_crash(&ctl, &fx, point).await?;
         ctl.check(
             ctl.reached(N1, "sync.recovery.start") >= 1,
             "the 12 missing blobs came through recovery",
@@ -576,11 +572,7 @@ fn not_recover_retired(skip_initial_check: bool) -> Outcome {
         ctl.open_gate(N1, "sync.recovery.start");
         ctl.wait_until_no_sync_tasks(N1).await;
         let s = ctl.snapshot(N1).await?;
-        ctl.check_eq(
-            "shard 0 status",
-            TFixture::shard_status(&s, 0),
-            Some(ShardStatus::Active),
-        );
+        ctl.check_shard_status(&s, 0, ShardStatus::Active);
         let live: Vec<_> = fx.blobs.iter().filter(|b| b.index > 9).collect();
         let retired: Vec<_> = fx.blobs.iter().filter(|b| b.index <= 9).collect();
         let problems = fx.sliver_mismatches(&s, 0, &live);
@@ -652,15 +644,36 @@ fn shard_recovery_cancel_metadata_sync_when_blob_expired_deleted_invalidated() {
         ctl.wait_until_no_sync_tasks(N1).await;
         let s = ctl.snapshot(N1).await?;
         ctl.check_eq("node status", s.status, Some(NodeStatus::Active));
-        ctl.check_eq(
-            "shard 0 status",
-            TFixture::shard_status(&s, 0),
-            Some(ShardStatus::Active),
-        );
+        ctl.check_shard_status(&s, 0, ShardStatus::Active);
         ctl.check_eq("metadata stored", s.metadata.len(), 0);
         ctl.clear("sync.metadata.unavailable");
         Ok(())
     }));
+}
+
+// ----- scenarios on a cluster that processes chain events -----
+
+/// Two nodes that process chain events: node 0 owns shards 0 and 1, node 1 shards 2 and 3.
+fn two_node_cluster() -> Cluster {
+    processing_cluster(SEED, 2, &[0, 0, 1, 1], config_with(&[]))
+}
+
+/// Two more epoch changes with the epoch-1 committee, each forced done, before the nodes start:
+/// the chain's event history is three epochs long. Returns that committee.
+fn three_epochs_of_history(cluster: &Cluster) -> BTreeMap<ShardIndex, NodeId> {
+    let committee = cluster
+        .chain
+        .committee(1)
+        .map(|c| c.shards)
+        .unwrap_or_default();
+    for _ in 0..2 {
+        cluster.chain.force_epoch_change_done();
+        cluster
+            .chain
+            .start_epoch_change(committee.clone())
+            .expect("complete committee");
+    }
+    committee
 }
 
 // ----- finish_epoch_change_start_should_not_block_event_processing -----
@@ -670,7 +683,7 @@ fn shard_recovery_cancel_metadata_sync_when_blob_expired_deleted_invalidated() {
 /// ends only after release.
 #[test]
 fn finish_epoch_change_start_should_not_block_event_processing() {
-    let cluster = processing_cluster(SEED, 2, &[0, 0, 1, 1], config_with(&[]));
+    let cluster = two_node_cluster();
     let name = "finish_epoch_change_start_should_not_block_event_processing";
     verify(run_scenario(cluster, name, SEED, move |ctl| async move {
         let chain = ctl.chain.clone();
@@ -693,9 +706,7 @@ fn finish_epoch_change_start_should_not_block_event_processing() {
         let finisher_hits = ctl.reached(N1, "epoch.finisher.block");
         let change = chain.event_count();
         let committee = chain.committee(1).map(|c| c.shards).unwrap_or_default();
-        chain
-            .start_epoch_change(committee)
-            .map_err(|e| ScenarioError(e.to_string()))?;
+        chain.start_epoch_change(committee)?;
         ctl.note(format!("epoch change 2 started (event {change})"));
         ctl.wait_reached(
             N1,
@@ -706,9 +717,7 @@ fn finish_epoch_change_start_should_not_block_event_processing() {
         .await;
         let processed = ctl.reached(N1, "events.before_process");
         for i in 0..3u8 {
-            chain
-                .register_blob(shardstorm_node::BlobId([0xb0 + i; 32]), 10)
-                .map_err(|e| ScenarioError(e.to_string()))?;
+            chain.register_blob(shardstorm_node::BlobId([0xb0 + i; 32]), 10)?;
         }
         ctl.note("3 blobs registered after the epoch change");
         let registry = ctl.registry.clone();
@@ -753,35 +762,18 @@ fn finish_epoch_change_start_should_not_block_event_processing() {
 /// the overrides, replays the history, detects the lag and catches up (the control).
 #[test]
 fn event_blob_cursor_should_not_affect_node_state() {
-    let cluster = processing_cluster(SEED, 2, &[0, 0, 1, 1], config_with(&[]));
-    let committee = cluster
-        .chain
-        .committee(1)
-        .map(|c| c.shards)
-        .unwrap_or_default();
-    for _ in 0..2 {
-        cluster.chain.force_epoch_change_done();
+    let cluster = two_node_cluster();
+    three_epochs_of_history(&cluster);
+    let overrides = [
+        ("events.initial_cursor", "return(10000)"),
+        ("events.epoch_check", "return(100)"),
+    ];
+    for (point, action) in overrides {
         cluster
-            .chain
-            .start_epoch_change(committee.clone())
-            .expect("complete committee");
+            .registry
+            .configure(shardstorm_faults::Selector::Node(N1.host()), point, action)
+            .expect("valid action");
     }
-    cluster
-        .registry
-        .configure(
-            shardstorm_faults::Selector::Node(N1.host()),
-            "events.initial_cursor",
-            "return(10000)",
-        )
-        .expect("valid action");
-    cluster
-        .registry
-        .configure(
-            shardstorm_faults::Selector::Node(N1.host()),
-            "events.epoch_check",
-            "return(100)",
-        )
-        .expect("valid action");
     let name = "event_blob_cursor_should_not_affect_node_state";
     verify(run_scenario(cluster, name, SEED, move |ctl| async move {
         ctl.wait_snapshot(N0, "node 0 caught up", Duration::from_secs(60), |s| {
@@ -789,8 +781,7 @@ fn event_blob_cursor_should_not_affect_node_state() {
         })
         .await;
         ctl.chain
-            .register_blob(shardstorm_node::BlobId([0xc0; 32]), 10)
-            .map_err(|e| ScenarioError(e.to_string()))?;
+            .register_blob(shardstorm_node::BlobId([0xc0; 32]), 10)?;
         ctl.note("a new event");
         ctl.wait_reached(N1, "events.before_process", 1, Duration::from_secs(30))
             .await;
@@ -816,19 +807,8 @@ fn event_blob_cursor_should_not_affect_node_state() {
 /// change brings them through full recovery (N7) to `Active` (N11), and the epoch change ends.
 #[test]
 fn recovery_with_incomplete_history() {
-    let cluster = processing_cluster(SEED, 2, &[0, 0, 1, 1], config_with(&[]));
-    let committee = cluster
-        .chain
-        .committee(1)
-        .map(|c| c.shards)
-        .unwrap_or_default();
-    for _ in 0..2 {
-        cluster.chain.force_epoch_change_done();
-        cluster
-            .chain
-            .start_epoch_change(committee.clone())
-            .expect("complete committee");
-    }
+    let cluster = two_node_cluster();
+    let committee = three_epochs_of_history(&cluster);
     cluster
         .chain
         .prune_events_before(cluster.chain.event_count());
@@ -855,9 +835,7 @@ fn recovery_with_incomplete_history() {
             );
         }
         ctl.chain.force_epoch_change_done();
-        ctl.chain
-            .start_epoch_change(committee)
-            .map_err(|e| ScenarioError(e.to_string()))?;
+        ctl.chain.start_epoch_change(committee)?;
         ctl.note("epoch change 4 started");
         for node in [N0, N1] {
             let s = ctl
@@ -933,9 +911,7 @@ fn sync_shard_crash_at_write_batch_resumes_after_restart() {
 /// A 4-node cluster (node i owns shard i) past its genesis epoch change, and one blob
 /// (64 bytes of 0x5b) registered on the chain and stored, with its metadata, on every node but
 /// node 1. Returns the blob's encoding.
-async fn blob_on_all_but_n1(
-    ctl: &Ctl,
-) -> Result<shardstorm_node::blob::EncodedBlob, ScenarioError> {
+async fn blob_on_all_but_n1(ctl: &Ctl) -> Result<EncodedBlob, ScenarioError> {
     let chain = ctl.chain.clone();
     ctl.wait_until("epoch change 1 done", Duration::from_secs(60), || {
         chain.is_epoch_change_done(1)
@@ -944,9 +920,7 @@ async fn blob_on_all_but_n1(
     let encoded = shardstorm_node::blob::encode(&ctl.encoding, &[0x5b; 64])
         .map_err(|e| ScenarioError(e.to_string()))?;
     let blob = encoded.blob_id;
-    chain
-        .register_blob(blob, 10)
-        .map_err(|e| ScenarioError(e.to_string()))?;
+    chain.register_blob(blob, 10)?;
     for node in [0u16, 2, 3] {
         let shard = shardstorm_node::ShardIndex(node);
         let slivers = SliverType::ALL
@@ -973,27 +947,41 @@ async fn blob_on_all_but_n1(
     Ok(encoded)
 }
 
+/// Runs `steps` on a 4-node cluster that processes chain events (node i owns shard i), after
+/// arming `point` with `action` on node 1 and storing a blob on every node but node 1
+/// ([`blob_on_all_but_n1`]); `steps` get the blob's encoding.
+fn blob_event_scenario<F, Fut>(
+    name: &str,
+    (point, action): (&'static str, &'static str),
+    steps: F,
+) -> Outcome
+where
+    F: FnOnce(Ctl, EncodedBlob) -> Fut + 'static,
+    Fut: Future<Output = Result<(), ScenarioError>> + 'static,
+{
+    let cluster = processing_cluster(SEED, 4, &[0, 1, 2, 3], config_with(&[]));
+    run_scenario(cluster, name, SEED, move |ctl| async move {
+        ctl.configure(N1, point, action)?;
+        let encoded = blob_on_all_but_n1(&ctl).await?;
+        steps(ctl, encoded).await
+    })
+}
+
 /// Certified handling is delayed 5 s on node 1 (`blob_sync.certified_event`); the blob is
 /// certified, then deleted. The delayed blob sync must not store the deleted blob (the control
 /// without the delete shows the blob sync does store it after the delay).
 fn certify_then_delete(delete: bool) -> Outcome {
-    let cluster = processing_cluster(SEED, 4, &[0, 1, 2, 3], config_with(&[]));
     let name = if delete {
         "no_out_of_order_blob_certify_and_delete_event_processing"
     } else {
         "no_out_of_order_blob_certify_and_delete_event_processing_control"
     };
-    run_scenario(cluster, name, SEED, move |ctl| async move {
-        ctl.configure(N1, "blob_sync.certified_event", "delay(5000)")?;
-        let encoded = blob_on_all_but_n1(&ctl).await?;
+    let delay = ("blob_sync.certified_event", "delay(5000)");
+    blob_event_scenario(name, delay, move |ctl, encoded| async move {
         let blob = encoded.blob_id;
-        ctl.chain
-            .certify_blob(blob)
-            .map_err(|e| ScenarioError(e.to_string()))?;
+        ctl.chain.certify_blob(blob)?;
         if delete {
-            ctl.chain
-                .delete_blob(blob)
-                .map_err(|e| ScenarioError(e.to_string()))?;
+            ctl.chain.delete_blob(blob)?;
         }
         ctl.note(if delete {
             "certified, then deleted"
@@ -1057,72 +1045,66 @@ fn no_out_of_order_blob_certify_and_delete_event_processing_control() {
 /// still pending; after release the epoch change completes.
 #[test]
 fn test_blob_event_processor_wait_for_all_events_to_be_processed() {
-    let cluster = processing_cluster(SEED, 4, &[0, 1, 2, 3], config_with(&[]));
     let name = "test_blob_event_processor_wait_for_all_events_to_be_processed";
-    verify(run_scenario(cluster, name, SEED, move |ctl| async move {
-        ctl.configure(N1, "blob_sync.certified_event", "pause")?;
-        let encoded = blob_on_all_but_n1(&ctl).await?;
-        ctl.chain
-            .certify_blob(encoded.blob_id)
-            .map_err(|e| ScenarioError(e.to_string()))?;
-        ctl.wait_reached(N1, "blob_sync.certified_event", 1, Duration::from_secs(10))
+    let pause = ("blob_sync.certified_event", "pause");
+    verify(blob_event_scenario(
+        name,
+        pause,
+        |ctl, encoded| async move {
+            ctl.chain.certify_blob(encoded.blob_id)?;
+            ctl.wait_reached(N1, "blob_sync.certified_event", 1, Duration::from_secs(10))
+                .await;
+            let committee = ctl.chain.committee(1).map(|c| c.shards).unwrap_or_default();
+            ctl.chain.start_epoch_change(committee)?;
+            ctl.sleep(Duration::from_secs(5)).await;
+            ctl.check(
+                !ctl.trace_lines_of(N1, "epoch-change-waits epoch=2 pending-events=1")
+                    .is_empty(),
+                "the epoch change did not wait for the pending certified event",
+            );
+            let s = ctl.snapshot(N1).await?;
+            ctl.check_eq(
+                "node 1 committee epoch while a certified event is pending",
+                s.committee_epoch,
+                1,
+            );
+            if ctl.check_eq("node 1 pending certified events", s.pending_events.len(), 1) {
+                ctl.note("n1 waits in the epoch change with one pending certified event");
+            }
+            ctl.open_gate(N1, "blob_sync.certified_event");
+            let chain = ctl.chain.clone();
+            ctl.wait_until("epoch change 2 done", Duration::from_secs(30), || {
+                chain.is_epoch_change_done(2)
+            })
             .await;
-        let committee = ctl.chain.committee(1).map(|c| c.shards).unwrap_or_default();
-        ctl.chain
-            .start_epoch_change(committee)
-            .map_err(|e| ScenarioError(e.to_string()))?;
-        ctl.sleep(Duration::from_secs(5)).await;
-        ctl.check(
-            !ctl.trace_lines_of(N1, "epoch-change-waits epoch=2 pending-events=1")
-                .is_empty(),
-            "the epoch change did not wait for the pending certified event",
-        );
-        let s = ctl.snapshot(N1).await?;
-        ctl.check_eq(
-            "node 1 committee epoch while a certified event is pending",
-            s.committee_epoch,
-            1,
-        );
-        if ctl.check_eq("node 1 pending certified events", s.pending_events.len(), 1) {
-            ctl.note("n1 waits in the epoch change with one pending certified event");
-        }
-        ctl.open_gate(N1, "blob_sync.certified_event");
-        let chain = ctl.chain.clone();
-        ctl.wait_until("epoch change 2 done", Duration::from_secs(30), || {
-            chain.is_epoch_change_done(2)
-        })
-        .await;
-        // Nodes 0, 2 and 3 own three of the four shards, so the chain ends epoch change 2
-        // without node 1: wait until node 1 itself got through it (its attestation).
-        let trace = ctl.clone();
-        ctl.wait_until("node 1 attests epoch 2", Duration::from_secs(30), || {
-            !trace
-                .trace_lines_of(N1, "epoch-sync-done epoch=2")
-                .is_empty()
-        })
-        .await;
-        let s = ctl.snapshot(N1).await?;
-        ctl.check_eq("node 1 committee epoch after release", s.committee_epoch, 2);
-        ctl.check(
-            s.pending_events.is_empty(),
-            "a certified event is still pending after release",
-        );
-        Ok(())
-    }));
+            // Nodes 0, 2 and 3 own three of the four shards, so the chain ends epoch change 2
+            // without node 1: wait until node 1 itself got through it (its attestation).
+            let trace = ctl.clone();
+            ctl.wait_until("node 1 attests epoch 2", Duration::from_secs(30), || {
+                !trace
+                    .trace_lines_of(N1, "epoch-sync-done epoch=2")
+                    .is_empty()
+            })
+            .await;
+            let s = ctl.snapshot(N1).await?;
+            ctl.check_eq("node 1 committee epoch after release", s.committee_epoch, 2);
+            ctl.check(
+                s.pending_events.is_empty(),
+                "a certified event is still pending after release",
+            );
+            Ok(())
+        },
+    ));
 }
 
 /// `events.flush_pending_caches` blocks the flush after a registration; certified handling must
 /// wait for it.
 #[test]
 fn flush_after_registration() {
-    let cluster = processing_cluster(SEED, 4, &[0, 1, 2, 3], config_with(&[]));
-    verify(run_scenario(
-        cluster,
+    verify(blob_event_scenario(
         "flush_after_registration",
-        SEED,
-        move |ctl| async move {
-            ctl.configure(N1, "events.flush_pending_caches", "pause")?;
-            let encoded = blob_on_all_but_n1(&ctl).await?;
+        ("events.flush_pending_caches", "pause"),
+        |ctl, encoded| async move {
             ctl.wait_reached(
                 N1,
                 "events.flush_pending_caches",
@@ -1130,9 +1112,7 @@ fn flush_after_registration() {
                 Duration::from_secs(10),
             )
             .await;
-            ctl.chain
-                .certify_blob(encoded.blob_id)
-                .map_err(|e| ScenarioError(e.to_string()))?;
+            ctl.chain.certify_blob(encoded.blob_id)?;
             ctl.sleep(Duration::from_secs(2)).await;
             ctl.check_eq(
                 "certified handling while the flush is blocked",
@@ -1156,18 +1136,12 @@ fn flush_after_registration() {
 /// node 1 then stores its slivers.
 #[test]
 fn blob_extension_triggers_blob_sync() {
-    let cluster = processing_cluster(SEED, 4, &[0, 1, 2, 3], config_with(&[]));
-    verify(run_scenario(
-        cluster,
+    verify(blob_event_scenario(
         "blob_extension_triggers_blob_sync",
-        SEED,
-        move |ctl| async move {
-            ctl.configure(N1, "blob_sync.skip_non_extension", "return")?;
-            let encoded = blob_on_all_but_n1(&ctl).await?;
+        ("blob_sync.skip_non_extension", "return"),
+        |ctl, encoded| async move {
             let blob = encoded.blob_id;
-            ctl.chain
-                .certify_blob(blob)
-                .map_err(|e| ScenarioError(e.to_string()))?;
+            ctl.chain.certify_blob(blob)?;
             ctl.wait_reached(
                 N1,
                 "blob_sync.skip_non_extension",
@@ -1181,10 +1155,7 @@ fn blob_extension_triggers_blob_sync() {
                 ctl.reached(N1, "blob_sync.certified_event"),
                 0,
             );
-            let end = ctl
-                .chain
-                .extend_blob(blob, 5)
-                .map_err(|e| ScenarioError(e.to_string()))?;
+            let end = ctl.chain.extend_blob(blob, 5)?;
             ctl.note(format!("blob {blob} extended to end epoch {end}"));
             ctl.wait_reached(N1, "blob_sync.certified_event", 1, Duration::from_secs(10))
                 .await;

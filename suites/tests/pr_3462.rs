@@ -5,11 +5,11 @@
 
 use shardstorm_harness::oracle::SafetyOracle;
 use shardstorm_harness::Cluster;
-use shardstorm_node::{Bug, NodeConfig, NodeId, NodeStatus, ShardStatus};
-use shardstorm_suites::scenario::snapshots::{snapshot_dir, snapshot_name};
+use shardstorm_node::{Bug, NodeConfig, NodeId, NodeSnapshot, NodeStatus, ShardStatus};
 use shardstorm_suites::scenario::{
-    config_with, run_scenario_with_oracle, LogCapture, Outcome, TFixture,
+    config_with, run_scenario_with_oracle, Ctl, LogCapture, Outcome, ScenarioError, TFixture,
 };
+use std::future::Future;
 use std::time::Duration;
 
 const SEED: u64 = 3462;
@@ -32,30 +32,40 @@ fn t_oracle(cluster: &Cluster) -> SafetyOracle {
 }
 
 fn snapshot(outcome: &Outcome) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(snapshot_dir());
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.bind(|| {
-        insta::assert_snapshot!(
-            snapshot_name("pr_3462", &outcome.name),
-            outcome.snapshot_text()
-        )
-    });
+    shardstorm_suites::assert_outcome_snapshot!("pr_3462", outcome);
+}
+
+/// Runs a T test: `fx`'s cluster with `t_config(bugs)` under `t_oracle`, the fixture seeded,
+/// then the test's `steps`.
+fn t_scenario<F, Fut>(fx: TFixture, bugs: &[Bug], name: &str, steps: F) -> Outcome
+where
+    F: FnOnce(Ctl, TFixture) -> Fut + 'static,
+    Fut: Future<Output = Result<(), ScenarioError>> + 'static,
+{
+    let cluster = fx.cluster(SEED, t_config(bugs));
+    let oracle = t_oracle(&cluster);
+    run_scenario_with_oracle(cluster, oracle, name, SEED, move |ctl| async move {
+        fx.seed(&ctl).await?;
+        steps(ctl, fx).await
+    })
+}
+
+/// The assertions T1 and T2 share: the node `Active`, shards 0 and 1 `Active`, shard 0 fully
+/// synced with metadata.
+fn check_recovered(ctl: &Ctl, fx: &TFixture, s: &NodeSnapshot) {
+    ctl.check_eq("node status", s.status, Some(NodeStatus::Active));
+    ctl.check_shard_status(s, 0, ShardStatus::Active);
+    ctl.check_shard_status(s, 1, ShardStatus::Active);
+    ctl.soft(fx.fully_synced_with_metadata(s, 0));
 }
 
 /// T1 `sync_shard_new_epoch_does_not_cancel_metadata_recovery`.
 fn t1(bugs: &[Bug]) -> Outcome {
-    let fx = TFixture::new(&[0, 1], &[2, 3]);
-    let cluster = fx.cluster(SEED, t_config(bugs));
-    let oracle = t_oracle(&cluster);
-    run_scenario_with_oracle(
-        cluster,
-        oracle,
+    t_scenario(
+        TFixture::new(&[0, 1], &[2, 3]),
+        bugs,
         "t1_new_epoch_does_not_cancel_metadata_recovery",
-        SEED,
-        move |ctl| async move {
-            fx.seed(&ctl).await?;
+        |ctl, fx| async move {
             ctl.note("T1.1 configure the pause");
             ctl.pause_metadata(N1)?;
             ctl.note("T1.2 clear metadata; set RecoverMetadata");
@@ -78,28 +88,13 @@ fn t1(bugs: &[Bug]) -> Outcome {
             ctl.wait_until_no_sync_tasks(N1).await;
             ctl.note("T1.7 assertions");
             let s = ctl.snapshot(N1).await?;
-            ctl.check_eq("node status", s.status, Some(NodeStatus::Active));
-            ctl.check_eq(
-                "shard 0 status",
-                TFixture::shard_status(&s, 0),
-                Some(ShardStatus::Active),
-            );
-            ctl.check_eq(
-                "shard 1 status",
-                TFixture::shard_status(&s, 1),
-                Some(ShardStatus::Active),
-            );
-            ctl.soft(fx.fully_synced_with_metadata(&s, 0));
+            check_recovered(&ctl, &fx, &s);
             ctl.check_eq(
                 "shard 1 (primary, secondary) slivers",
                 TFixture::sliver_counts(&s, 1),
                 (23, 23),
             );
-            ctl.check_eq(
-                "shard 3 status",
-                TFixture::shard_status(&s, 3),
-                Some(ShardStatus::LockedToMove),
-            );
+            ctl.check_shard_status(&s, 3, ShardStatus::LockedToMove);
             ctl.clear("sync.metadata.pause");
             Ok(())
         },
@@ -108,16 +103,11 @@ fn t1(bugs: &[Bug]) -> Outcome {
 
 /// T2 `sync_shard_recover_metadata_skips_unowned_shards` (no fail point).
 fn t2(bugs: &[Bug]) -> Outcome {
-    let fx = TFixture::new(&[0, 1], &[2, 3]);
-    let cluster = fx.cluster(SEED, t_config(bugs));
-    let oracle = t_oracle(&cluster);
-    run_scenario_with_oracle(
-        cluster,
-        oracle,
+    t_scenario(
+        TFixture::new(&[0, 1], &[2, 3]),
+        bugs,
         "t2_recover_metadata_skips_unowned_shards",
-        SEED,
-        move |ctl| async move {
-            fx.seed(&ctl).await?;
+        |ctl, fx| async move {
             ctl.note("T2.1 lock shard 3; clear metadata; set RecoverMetadata");
             ctl.set_shard_status(N1, 3, ShardStatus::LockedToMove)
                 .await?;
@@ -128,23 +118,8 @@ fn t2(bugs: &[Bug]) -> Outcome {
             ctl.wait_until_no_sync_tasks(N1).await;
             ctl.note("T2.3 assertions");
             let s = ctl.snapshot(N1).await?;
-            ctl.check_eq("node status", s.status, Some(NodeStatus::Active));
-            ctl.check_eq(
-                "shard 0 status",
-                TFixture::shard_status(&s, 0),
-                Some(ShardStatus::Active),
-            );
-            ctl.check_eq(
-                "shard 1 status",
-                TFixture::shard_status(&s, 1),
-                Some(ShardStatus::Active),
-            );
-            ctl.soft(fx.fully_synced_with_metadata(&s, 0));
-            ctl.check_eq(
-                "shard 3 status",
-                TFixture::shard_status(&s, 3),
-                Some(ShardStatus::LockedToMove),
-            );
+            check_recovered(&ctl, &fx, &s);
+            ctl.check_shard_status(&s, 3, ShardStatus::LockedToMove);
             ctl.check_eq(
                 "shard 2 status (untouched)",
                 TFixture::shard_status(&s, 2),
@@ -157,16 +132,11 @@ fn t2(bugs: &[Bug]) -> Outcome {
 
 /// T3 `sync_shard_recover_metadata_does_not_clobber_concurrent_status_change`.
 fn t3(bugs: &[Bug]) -> Outcome {
-    let fx = TFixture::standard();
-    let cluster = fx.cluster(SEED, t_config(bugs));
-    let oracle = t_oracle(&cluster);
-    run_scenario_with_oracle(
-        cluster,
-        oracle,
+    t_scenario(
+        TFixture::standard(),
+        bugs,
         "t3_recover_metadata_does_not_clobber_concurrent_status_change",
-        SEED,
-        move |ctl| async move {
-            fx.seed(&ctl).await?;
+        |ctl, _fx| async move {
             ctl.note("T3.1 configure the pause; clear metadata; set RecoverMetadata");
             ctl.pause_metadata(N1)?;
             ctl.clear_metadata(N1).await?;

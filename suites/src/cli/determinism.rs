@@ -3,6 +3,7 @@
 
 use super::args::{jobs, parallel_map, parse_jobs, ScenarioArgs};
 use super::error::{CliError, CliResult, Outcome};
+use super::log::LogArgs;
 use clap::Args;
 use shardstorm_harness::determinism::{check, compare_fresh, describe, Divergence};
 use shardstorm_harness::explore::replay_args;
@@ -26,6 +27,8 @@ pub struct CheckArgs {
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Checks every seed and prints one line per seed plus a summary line.

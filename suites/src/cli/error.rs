@@ -56,6 +56,8 @@ pub enum CliError {
     },
     #[error("fresh process for seed {seed} failed: {detail}")]
     FreshProcess { seed: u64, detail: String },
+    #[error("bad log filter {filter:?}: {reason}")]
+    LogFilter { filter: String, reason: String },
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

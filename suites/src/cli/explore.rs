@@ -3,6 +3,7 @@
 
 use super::args::{jobs, parse_duration, parse_jobs, ScenarioArgs};
 use super::error::{CliResult, Outcome};
+use super::log::LogArgs;
 use super::progress::{Reporter, ViolationsTo};
 use clap::Args;
 use shardstorm_harness::explore::{explore, ExploreConfig, SeedSource, Shard};
@@ -32,6 +33,8 @@ pub struct ExploreArgs {
     pub shard: Option<Shard>,
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Directory for a run file per failure (seed-<S>-<invariant>.run)
     #[arg(long, value_name = "DIR", default_value = "regressions")]
     pub out: PathBuf,

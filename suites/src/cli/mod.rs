@@ -1,5 +1,6 @@
 //! The `shardstorm` command line: argument parsing (clap), dispatch to one module per
-//! subcommand, and the exit codes (0 clean, 1 violation found, 2 bad usage or input, always
+//! subcommand (after installing the `--log` subscriber of those that have one), and the exit
+//! codes (0 clean, 1 violation found, 2 bad usage or input, always
 //! as one line on stderr).
 
 mod args;
@@ -7,10 +8,12 @@ mod bench;
 mod determinism;
 mod error;
 mod explore;
+mod log;
 mod merge;
 mod progress;
 mod replay;
 mod report;
+mod runfiles;
 mod shrink;
 
 use clap::error::ErrorKind;
@@ -74,7 +77,23 @@ pub fn main() -> ExitCode {
     }
 }
 
+impl Command {
+    /// The `--log` option of the subcommands that have one.
+    fn log(&self) -> Option<&log::LogArgs> {
+        match self {
+            Command::Explore(args) => Some(&args.log),
+            Command::Replay(args) => Some(&args.log),
+            Command::CheckDeterminism(args) => Some(&args.log),
+            Command::Shrink(args) => Some(&args.log),
+            Command::Merge(_) | Command::Bench(_) | Command::Report(_) => None,
+        }
+    }
+}
+
 fn dispatch(command: &Command) -> CliResult {
+    if let Some(log) = command.log() {
+        log.install()?;
+    }
     match command {
         Command::Explore(args) => explore::run(args),
         Command::Replay(args) => replay::run(args),

@@ -1,10 +1,13 @@
 //! `shardstorm replay`: run one seed or run file and print its verdict and trace hash; a run
-//! file's `expect-*` lines say whether the run reproduced.
+//! file's `expect-*` lines say whether the run reproduced. A file written by another build
+//! (another behaviour fingerprint) replays after a warning, and a report that it did not
+//! reproduce names both builds.
 
 use super::args::ScenarioArgs;
 use super::error::{CliResult, Outcome};
+use super::log::LogArgs;
 use clap::{ArgGroup, Args};
-use shardstorm_harness::runfile::RunFile;
+use shardstorm_harness::runfile::BuildMismatch;
 use shardstorm_harness::{run as run_spec, RunResult, RunSpec};
 use std::path::PathBuf;
 
@@ -20,6 +23,8 @@ pub struct ReplayArgs {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Print the whole trace
     #[arg(long)]
     pub trace: bool,
@@ -35,6 +40,8 @@ pub struct ReplayArgs {
 struct Expectation {
     invariant: Option<String>,
     hash: Option<String>,
+    /// The file was written by another build.
+    build: Option<BuildMismatch>,
 }
 
 impl Expectation {
@@ -55,6 +62,9 @@ impl Expectation {
         }
         if let Some(hash) = self.hash.as_ref().filter(|h| **h != result.trace_hash) {
             out.push(format!("expected trace {hash}, got {}", result.trace_hash));
+        }
+        if let Some(build) = self.build.as_ref().filter(|_| !out.is_empty()) {
+            out.push(build.to_string());
         }
         out
     }
@@ -89,11 +99,13 @@ fn target(args: &ReplayArgs) -> Result<(RunSpec, Option<Expectation>), super::er
         return Ok((args.scenario.spec(args.seed.unwrap_or_default()), None));
     };
     args.scenario.reject_with_file()?;
-    let file = RunFile::load(path)?;
+    let file = super::runfiles::load(path)?;
     let expects = file.expect_invariant.is_some() || file.expect_hash.is_some();
+    let build = file.build_mismatch();
     let expectation = expects.then_some(Expectation {
         invariant: file.expect_invariant,
         hash: file.expect_hash,
+        build,
     });
     Ok((file.spec, expectation))
 }

@@ -5,7 +5,6 @@ use super::args::ScenarioArgs;
 use super::error::{CliError, CliResult, Outcome};
 use clap::{ArgGroup, Args};
 use shardstorm_harness::report::render;
-use shardstorm_harness::runfile::RunFile;
 use shardstorm_harness::{run as run_spec, RunSpec};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,7 +31,7 @@ fn target(args: &ReportArgs) -> Result<RunSpec, CliError> {
         None => Ok(args.scenario.spec(args.seed.unwrap_or_default())),
         Some(path) => {
             args.scenario.reject_with_file()?;
-            Ok(RunFile::load(path)?.spec)
+            Ok(super::runfiles::load(path)?.spec)
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::args::ScenarioArgs;
 use super::error::{CliError, CliResult, Outcome};
+use super::log::LogArgs;
 use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use shardstorm_harness::runfile::RunFile;
@@ -27,6 +28,8 @@ pub struct ShrinkArgs {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// The invariant that must keep failing [default: the file's expect-invariant, else the
     /// one the run violates]
     #[arg(long, value_name = "NAME")]
@@ -46,7 +49,7 @@ fn target(args: &ShrinkArgs) -> Result<(RunSpec, Option<Invariant>), CliError> {
         ));
     };
     args.scenario.reject_with_file()?;
-    let file = RunFile::load(path)?;
+    let file = super::runfiles::load(path)?;
     let expected = file
         .expect_invariant
         .as_deref()

@@ -10,6 +10,7 @@ use crate::scenario::{ENTERED_TIMEOUT, METADATA_PAUSE, NO_SYNC_TASKS_TIMEOUT};
 use shardstorm_faults::{Registry, Selector};
 use shardstorm_harness::{Recorder, TraceKind};
 use shardstorm_node::blob::EncodingConfig;
+use shardstorm_node::chain::ChainError;
 use shardstorm_node::{
     AdminRequest, Chain, NodeHandle, NodeId, NodeSnapshot, NodeStatus, ShardIndex, ShardStatus,
 };
@@ -23,6 +24,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ScenarioError(pub String);
+
+/// A chain transaction the scenario makes (register, certify, an epoch change) was refused.
+impl From<ChainError> for ScenarioError {
+    fn from(e: ChainError) -> Self {
+        ScenarioError(e.to_string())
+    }
+}
 
 /// How often waits poll.
 const POLL: Duration = Duration::from_millis(10);
@@ -109,6 +117,18 @@ impl Ctl {
             actual == expected,
             format!("{what}: expected {expected:?}, got {actual:?}"),
         )
+    }
+
+    /// Records a failure unless `shard`'s storage in `snapshot` has status `expected` (the
+    /// check is named `shard <n> status`); returns whether it had.
+    pub fn check_shard_status(
+        &self,
+        snapshot: &NodeSnapshot,
+        shard: u16,
+        expected: ShardStatus,
+    ) -> bool {
+        let actual = snapshot.shards.get(&ShardIndex(shard)).map(|s| s.status);
+        self.check_eq(&format!("shard {shard} status"), actual, Some(expected))
     }
 
     /// Records the error of a soft step as a failed check.

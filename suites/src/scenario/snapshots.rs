@@ -7,6 +7,10 @@
 //! then `cargo insta review` (or `INSTA_UPDATE=always cargo test ...` to accept everything);
 //! CI runs with `CI=true` (insta then writes nothing and fails on a mismatch) and fails on any
 //! pending `.snap.new` file.
+//!
+//! [`assert_outcome_snapshot!`](crate::assert_outcome_snapshot) is the one assertion the suites
+//! use. It is a macro, not a function, so that insta records the calling test file as the
+//! snapshot's `source` and so that `insta` stays a dev-dependency (the caller's).
 
 use std::path::PathBuf;
 
@@ -32,4 +36,27 @@ pub fn snapshot_name(suite: &str, scenario: &str) -> String {
             .collect::<String>()
     };
     format!("{}__{}", clean(suite), clean(scenario))
+}
+
+/// Asserts a scenario outcome's snapshot text against `snapshots/<suite>__<scenario>.snap`
+/// (no module prefix, no expression). The calling crate must depend on `insta`.
+///
+/// ```ignore
+/// shardstorm_suites::assert_outcome_snapshot!("pr_3462", &outcome);
+/// ```
+#[macro_export]
+macro_rules! assert_outcome_snapshot {
+    ($suite:expr, $outcome:expr) => {{
+        let outcome: &$crate::scenario::Outcome = $outcome;
+        let mut settings = ::insta::Settings::clone_current();
+        settings.set_snapshot_path($crate::scenario::snapshots::snapshot_dir());
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.bind(|| {
+            ::insta::assert_snapshot!(
+                $crate::scenario::snapshots::snapshot_name($suite, &outcome.name),
+                outcome.snapshot_text()
+            )
+        });
+    }};
 }
