@@ -227,6 +227,11 @@ impl Knobs {
     /// Swarm testing: each kind the shape supports is on with probability 1/2; rates, epoch
     /// length, churn and workload rate are drawn from fixed ranges (three decimals). Every
     /// value is drawn whatever the shape, so a shape change only switches kinds off.
+    ///
+    /// Epochs last 3–30 simulated seconds: long next to a shard sync, as in production, so
+    /// syncs usually finish inside their epoch; the `triggered` kind's early epoch changes are
+    /// what catches a node half-way. (Measured against 1–8 s epochs over 120 seeds per catalogue
+    /// bug: as many or more bugs found, and quiet simulated time costs little wall time.)
     pub fn draw(seed: u64, shape: &Shape) -> Knobs {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(KNOBS_STREAM);
@@ -243,7 +248,7 @@ impl Knobs {
                 rate,
             };
         }
-        knobs.epoch_ms = rng.random_range(10..=80u64) * 100;
+        knobs.epoch_ms = rng.random_range(30..=300u64) * 100;
         knobs.churn_move = quantize(rng.random_range(0.2..1.0));
         knobs.churn_membership = quantize(rng.random_range(0.1..0.9));
         knobs.workload_rate = quantize(rng.random_range(1.0..50.0));

@@ -161,6 +161,14 @@ pub enum ProbeEvent {
     NodeRecoveryStart {
         epoch: Epoch,
     },
+    /// The source side of shard sync answered `requester` with a page of slivers of `shard`
+    /// under its committee view of `epoch` (spec invariant 9 checks who was served).
+    SliversServed {
+        requester: NodeId,
+        shard: ShardIndex,
+        epoch: Epoch,
+        slivers: usize,
+    },
     Fatal {
         error: String,
     },
@@ -194,6 +202,9 @@ impl fmt::Display for ProbeEvent {
                 write!(f, "metadata-finish task={task} ok={ok} blobs={blobs}")
             }
             SyncStart { shard, epoch } => write!(f, "sync-start {shard} epoch={epoch}"),
+            SliversServed { requester, shard, epoch, slivers } => {
+                write!(f, "served {shard} to {requester} epoch={epoch} slivers={slivers}")
+            }
             SyncFinish { shard, epoch, outcome } => write!(f, "sync-finish {shard} epoch={epoch} {outcome:?}"),
             SyncProgress { shard, ty, first, last, slivers, skipped } => {
                 write!(f, "sync-progress {shard} {ty} first={first} last={last} slivers={slivers} skipped={skipped}")

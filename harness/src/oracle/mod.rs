@@ -28,6 +28,9 @@ pub enum Invariant {
     /// 6: `epoch_sync_done` only when no sync is in flight or failed and every owned shard is
     /// `Active`.
     PrematureAttestation,
+    /// 9: the source never serves a requester that does not own the shard in the source's
+    /// committee view.
+    ServedNonOwner,
     /// A sync switches to direct recovery only when forced by an error or after no progress
     /// for `switch_to_recovery_interval`.
     RecoverySwitch,
@@ -42,13 +45,14 @@ pub enum Invariant {
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 11] = [
+    pub const ALL: [Invariant; 12] = [
         Invariant::LegalTransition,
         Invariant::MetadataCompletion,
         Invariant::LockedShardRewritten,
         Invariant::SyncOfUnownedShard,
         Invariant::ProgressMonotonic,
         Invariant::PrematureAttestation,
+        Invariant::ServedNonOwner,
         Invariant::RecoverySwitch,
         Invariant::UnverifiedSliver,
         Invariant::NodePanic,
@@ -64,6 +68,7 @@ impl Invariant {
             Invariant::SyncOfUnownedShard => "sync-of-unowned-shard",
             Invariant::ProgressMonotonic => "progress-monotonic",
             Invariant::PrematureAttestation => "premature-attestation",
+            Invariant::ServedNonOwner => "served-non-owner",
             Invariant::RecoverySwitch => "recovery-switch",
             Invariant::UnverifiedSliver => "unverified-sliver",
             Invariant::NodePanic => "node-panic",

@@ -228,6 +228,12 @@ impl SafetyOracle {
                 Some(*shard),
                 format!("stored an unverified {ty} sliver of blob {blob}"),
             ),
+            ProbeEvent::SliversServed {
+                requester,
+                shard,
+                epoch,
+                ..
+            } => check_served(self.owner(*epoch, *shard), *requester, *shard, *epoch),
             ProbeEvent::Attestation {
                 epoch,
                 path,
@@ -251,6 +257,27 @@ impl SafetyOracle {
             _ => None,
         }
     }
+}
+
+/// Invariant 9: a page of slivers goes only to the shard's owner in the committee of the
+/// epoch the source served it under.
+fn check_served(
+    owner: Option<NodeId>,
+    requester: NodeId,
+    shard: ShardIndex,
+    epoch: Epoch,
+) -> Option<Found> {
+    if owner == Some(requester) {
+        return None;
+    }
+    let owner = owner.map_or_else(|| "nobody".to_string(), |o| o.to_string());
+    found(
+        Invariant::ServedNonOwner,
+        Some(shard),
+        format!(
+            "served slivers of {shard} to {requester} under epoch {epoch}, whose owner is {owner}"
+        ),
+    )
 }
 
 /// Invariants 1 and 2.

@@ -4,6 +4,7 @@
 
 use super::{node_spawn, Node, NodeError};
 use crate::blob::verify_sliver;
+use crate::ctx::ProbeEvent;
 use crate::status::ShardStatus;
 use crate::types::{BlobId, Epoch, NodeId, ShardIndex, SliverType};
 use crate::wire::{self, Envelope, Request, Response, ServiceError, NODE_PORT};
@@ -157,8 +158,14 @@ impl Node {
             return Err(ServiceError::ShardNotAssigned(shard));
         }
         let empty = self.ctx.fail.flag("source.return_empty").await;
-        self.sync_page(shard, ty, start, count, epoch, empty)
-            .map(Response::Slivers)
+        let page = self.sync_page(shard, ty, start, count, epoch, empty)?;
+        self.ctx.report(ProbeEvent::SliversServed {
+            requester,
+            shard,
+            epoch,
+            slivers: page.len(),
+        });
+        Ok(Response::Slivers(page))
     }
 
     /// Step h: walk the certified list before E from `start`, skipping missing slivers.

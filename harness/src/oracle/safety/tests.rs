@@ -253,6 +253,23 @@ fn premature_attestation_fires_with_syncs_in_flight_or_inactive_owned_shards() {
     assert_eq!(run(clean), None);
 }
 
+fn served(requester: u16, i: u16, epoch: u64) -> ProbeEvent {
+    ProbeEvent::SliversServed {
+        requester: NodeId(requester),
+        shard: ShardIndex(i),
+        epoch,
+        slivers: 3,
+    }
+}
+
+#[test]
+fn served_non_owner_fires_when_the_requester_does_not_own_the_shard_in_that_epoch() {
+    // Epoch 2 swapped the shards: s2 belongs to n0 now, s0 to n1.
+    fires(vec![served(1, 2, 2)], Invariant::ServedNonOwner);
+    assert_eq!(run(vec![served(1, 0, 2)]), None);
+    assert_eq!(run(vec![served(1, 2, 1)]), None, "n1 owned s2 in epoch 1");
+}
+
 #[test]
 fn unverified_sliver_fires() {
     let stored = ProbeEvent::SliverStored {
