@@ -71,14 +71,11 @@ impl Shape {
             .collect()
     }
 
-    /// The points a triggered fault may wait for: every catalogued point but the
-    /// argument-carrying ones (those are evaluated by scenario code only).
+    /// The points a triggered fault may wait for: every catalogued point (reaching a point
+    /// counts whatever its kind, so argument-carrying points such as a sliver fetch mark
+    /// places in the code as well as the others do).
     pub fn trigger_points(&self) -> Vec<&str> {
-        self.fail_points
-            .iter()
-            .filter(|p| p.kind != FailPointKind::Arg)
-            .map(|p| p.name.as_str())
-            .collect()
+        self.fail_points.iter().map(|p| p.name.as_str()).collect()
     }
 
     /// Whether the nemesis can draw `kind` for this shape.

@@ -5,7 +5,9 @@
 //!
 //! The default budget is 60 seeds per bug (about a minute per bug found late in it, dev
 //! profile, the fixed node checked in parallel). A bug that blind exploration does not find
-//! within it is `#[ignore]`d; `--ignored` explores 160 seeds for it (slow: minutes per bug).
+//! within it is `#[ignore]`d; `--ignored` explores 200 seeds for it (slow: minutes per bug).
+//! The seeds quoted in the `#[ignore]` reasons were measured with `shardstorm explore --seeds 200
+//! --bug NAME` on the build that set epochs to 3-30 s; recalibrate them when the nemesis changes.
 //! Nothing is faked. `CATALOGUE_BUDGET=N` overrides every budget.
 
 use shardstorm_harness::{run, RunSpec};
@@ -20,7 +22,7 @@ const CI_BUDGET: u64 = 60;
 
 /// Seeds explored by the `#[ignore]`d tests of bugs the CI budget does not find, when run
 /// with `--ignored`.
-const EXTENDED_BUDGET: u64 = 160;
+const EXTENDED_BUDGET: u64 = 200;
 
 /// `CATALOGUE_BUDGET=N` overrides every test's budget.
 fn budget(default: u64) -> u64 {
@@ -128,6 +130,7 @@ const TESTED: &[Bug] = &[
     Bug::StaleEpochAttestation,
     Bug::StaleActiveShardRegained,
     Bug::RegainedLockedShardStaysLocked,
+    Bug::NodeRecoveryStopsOnStorageError,
 ];
 
 #[test]
@@ -146,15 +149,14 @@ fn abort_drops_metadata_recovery_found_blind() {
 }
 
 #[test]
-#[ignore = "not found blind within 60 seeds (the CI budget), nor within 160 with --ignored"]
+#[ignore = "not found blind within 200 seeds (measured with explore --seeds 200)"]
 fn stale_status_clobber_found_blind() {
     blind(Bug::StaleStatusClobber, budget(EXTENDED_BUDGET));
 }
 
 #[test]
-#[ignore = "slow: not found blind within 60 seeds (the CI budget); found at seed 89 of 160 with --ignored"]
 fn metadata_sync_of_unowned_shards_found_blind() {
-    blind(Bug::MetadataSyncOfUnownedShards, budget(EXTENDED_BUDGET));
+    blind(Bug::MetadataSyncOfUnownedShards, budget(CI_BUDGET));
 }
 
 #[test]
@@ -168,13 +170,13 @@ fn progress_timer_never_reset_found_blind() {
 }
 
 #[test]
-#[ignore = "not found blind within 60 seeds (the CI budget), nor within 160 with --ignored"]
+#[ignore = "not found blind within 200 seeds (measured with explore --seeds 200)"]
 fn completion_window_found_blind() {
     blind(Bug::CompletionWindow, budget(EXTENDED_BUDGET));
 }
 
 #[test]
-#[ignore = "slow: not found blind within 60 seeds (the CI budget); found at seed 69 of 160 with --ignored"]
+#[ignore = "not found blind within 200 seeds (measured with explore --seeds 200)"]
 fn dropped_shard_sync_blocks_attestation_found_blind() {
     blind(
         Bug::DroppedShardSyncBlocksAttestation,
@@ -183,9 +185,8 @@ fn dropped_shard_sync_blocks_attestation_found_blind() {
 }
 
 #[test]
-#[ignore = "slow: not found blind within 60 seeds (the CI budget); found at seed 72 of 160 with --ignored"]
 fn recovery_clobbers_running_sync_found_blind() {
-    blind(Bug::RecoveryClobbersRunningSync, budget(EXTENDED_BUDGET));
+    blind(Bug::RecoveryClobbersRunningSync, budget(CI_BUDGET));
 }
 
 #[test]
@@ -194,12 +195,22 @@ fn stale_epoch_attestation_found_blind() {
 }
 
 #[test]
+#[ignore = "not found blind within 200 seeds (measured with explore --seeds 200)"]
 fn stale_active_shard_regained_found_blind() {
-    blind(Bug::StaleActiveShardRegained, budget(CI_BUDGET));
+    blind(Bug::StaleActiveShardRegained, budget(EXTENDED_BUDGET));
 }
 
 #[test]
-#[ignore = "not found blind within 60 seeds (the CI budget), nor within 160 with --ignored"]
+#[ignore = "not found blind within 200 seeds (measured with explore --seeds 200)"]
 fn regained_locked_shard_stays_locked_found_blind() {
     blind(Bug::RegainedLockedShardStaysLocked, budget(EXTENDED_BUDGET));
+}
+
+#[test]
+#[ignore = "slow: not found blind within 60 seeds (the CI budget); found at seed 107 of 200"]
+fn node_recovery_stops_on_storage_error_found_blind() {
+    blind(
+        Bug::NodeRecoveryStopsOnStorageError,
+        budget(EXTENDED_BUDGET),
+    );
 }

@@ -97,16 +97,21 @@ fn a_crash_does_not_depend_on_process_global_task_ids() {
     }
 }
 
-/// A failing run (a catalogue bug that blind exploration finds at seed 6) replays identically,
-/// verdict included.
+/// A failing run (a catalogue bug that blind exploration finds at seed 22) replays
+/// identically, verdict included.
 #[test]
 fn failing_seed_replays_identically() {
-    let mut spec = RunSpec::standard(6);
-    spec.bugs.insert(Bug::DroppedShardSyncBlocksAttestation);
+    let mut spec = RunSpec::standard(22);
+    spec.bugs.insert(Bug::BlindCompletionClobbersLock);
+    assert!(
+        shardstorm_harness::run::run(&spec).violation.is_some(),
+        "seed 22 must fail with {} for this test to mean anything",
+        Bug::BlindCompletionClobbersLock
+    );
     match check(&spec) {
         Ok(hash) => eprintln!(
-            "seed 6 with {}: trace {hash} twice",
-            Bug::DroppedShardSyncBlocksAttestation
+            "seed 22 with {}: trace {hash} twice",
+            Bug::BlindCompletionClobbersLock
         ),
         Err(d) => panic!("non-deterministic failing run: {d}"),
     }
