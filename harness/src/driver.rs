@@ -36,6 +36,9 @@ pub struct Driver {
     timed: Vec<(Duration, shardstorm_faults::Fault)>,
     next_timed: usize,
     triggered: Vec<Trigger>,
+    /// Set when the schedule drove the cluster into a state the protocol never reaches, so
+    /// only safety is judged (see `apply_triggered`).
+    pub liveness_unjudged: Option<String>,
     undos: BTreeMap<(u64, u64), Undo>,
     undo_seq: u64,
     restarts: BTreeMap<NodeId, u64>,
@@ -96,6 +99,7 @@ impl Driver {
             timed,
             next_timed: 0,
             triggered,
+            liveness_unjudged: None,
             undos: BTreeMap::new(),
             undo_seq: 0,
             restarts: BTreeMap::new(),
@@ -215,11 +219,12 @@ impl Driver {
         }
     }
 
-    /// A fault triggered by a fail point is applied at once, status changes included (the
-    /// schedule asked for exactly that interleaving, as the spec's T3 does), as long as no
-    /// epoch change is under way: `RecoveryCatchUp` is only ever written while an epoch change
-    /// is about to start (N3/N4), so the next one is brought forward to follow it. During an
-    /// epoch change the write waits for the next one, like a timed status change.
+    /// A fault triggered by a fail point is applied at once, status changes included: the
+    /// schedule asked for exactly that interleaving, as the spec's T3 does. `RecoveryCatchUp` is
+    /// only written by the protocol as an epoch change starts (N3/N4), so when no epoch change
+    /// is under way the next one is brought forward to follow the write. Written during an
+    /// epoch change, it can strand that change (the node never re-runs it in catch-up mode), a
+    /// state the protocol never reaches: safety is still checked, liveness no longer judged.
     fn apply_triggered(&mut self, fault: &shardstorm_faults::Fault) {
         let timed = std::mem::take(&mut self.deferred_status);
         self.apply_fault(fault);
@@ -227,13 +232,16 @@ impl Driver {
         if writes.is_empty() {
             return;
         }
+        apply::send_status_changes(&self.cluster, &self.control, writes);
         let chain = &self.cluster.chain;
-        if chain.is_epoch_change_done(chain.epoch()) {
-            apply::send_status_changes(&self.cluster, &self.control, writes);
+        let epoch = chain.epoch();
+        if chain.is_epoch_change_done(epoch) {
             let now = self.now_ms();
             self.bring_epoch_change_forward(now + STATUS_LEAD_MS);
-        } else {
-            self.deferred_status.extend(writes);
+        } else if self.liveness_unjudged.is_none() {
+            let why = format!("a status write landed during epoch change {epoch}");
+            self.log(format!("liveness will not be judged: {why}"));
+            self.liveness_unjudged = Some(why);
         }
     }
 
@@ -400,7 +408,7 @@ impl Driver {
     }
 
     /// The liveness phase; returns the audit's violations (empty when converged).
-    pub fn liveness(&mut self, judge: bool) -> Option<Violation> {
+    pub fn liveness(&mut self, unjudged: Option<String>) -> Option<Violation> {
         self.heal();
         let start = self.now_ms();
         let deadline = start + LIVENESS_DEADLINE.as_millis() as u64;
@@ -443,8 +451,8 @@ impl Driver {
                 break;
             }
         }
-        if !judge {
-            self.log("liveness not judged: the schedule exceeds the fault budget".into());
+        if let Some(why) = unjudged {
+            self.log(format!("liveness not judged: {why}"));
             return None;
         }
         let stuck = (!final_epoch).then(|| self.stuck_epoch_change());

@@ -90,7 +90,11 @@ pub fn run(spec: &RunSpec) -> RunResult {
         crate::oracle::SafetyOracle::with_switch_interval(driver.cluster.chain.clone(), switch_ms);
     let judge = budget::check(&schedule, usize::from(spec.nodes)).is_ok();
     if driver.chaos(chaos) && driver.violation.is_none() {
-        driver.violation = driver.liveness(judge);
+        let unjudged = match driver.liveness_unjudged.take() {
+            Some(why) => Some(why),
+            None => (!judge).then(|| "the schedule exceeds the fault budget".to_string()),
+        };
+        driver.violation = driver.liveness(unjudged);
     }
     let sim_ms = driver.cluster.now_ms();
     let steps = driver.steps;
