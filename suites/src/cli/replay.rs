@@ -3,26 +3,19 @@
 //! (another behaviour fingerprint) replays after a warning, and a report that it did not
 //! reproduce names both builds.
 
-use super::args::ScenarioArgs;
 use super::error::{CliResult, Outcome};
 use super::log::LogArgs;
+use super::runfiles::{RunSource, Source};
 use clap::{ArgGroup, Args};
 use shardstorm_harness::runfile::BuildMismatch;
 use shardstorm_harness::{run as run_spec, RunResult, RunSpec};
-use std::path::PathBuf;
 
 /// Arguments of `replay`.
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("run").required(true).args(["seed", "file"])))]
 pub struct ReplayArgs {
-    /// Replay this seed of the (standard unless given) scenario
-    #[arg(long, value_name = "S")]
-    pub seed: Option<u64>,
-    /// Replay this run file
-    #[arg(value_name = "FILE")]
-    pub file: Option<PathBuf>,
     #[command(flatten)]
-    pub scenario: ScenarioArgs,
+    pub run: RunSource,
     #[command(flatten)]
     pub log: LogArgs,
     /// Print the whole trace
@@ -95,11 +88,10 @@ pub fn run(args: &ReplayArgs) -> CliResult {
 
 /// The spec to run and, for a run file with `expect-*` lines, what it should do.
 fn target(args: &ReplayArgs) -> Result<(RunSpec, Option<Expectation>), super::error::CliError> {
-    let Some(path) = &args.file else {
-        return Ok((args.scenario.spec(args.seed.unwrap_or_default()), None));
+    let file = match args.run.load()? {
+        Source::Seed(spec) => return Ok((spec, None)),
+        Source::File(file) => file,
     };
-    args.scenario.reject_with_file()?;
-    let file = super::runfiles::load(path)?;
     let expects = file.expect_invariant.is_some() || file.expect_hash.is_some();
     let build = file.build_mismatch();
     let expectation = expects.then_some(Expectation {

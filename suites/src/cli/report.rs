@@ -1,8 +1,8 @@
 //! `shardstorm report`: replay one seed or run file and write its self-contained HTML report
 //! (knobs, schedule, verdict, timeline as inline SVG).
 
-use super::args::ScenarioArgs;
 use super::error::{CliError, CliResult, Outcome};
+use super::runfiles::{RunSource, Source};
 use clap::{ArgGroup, Args};
 use shardstorm_harness::report::render;
 use shardstorm_harness::{run as run_spec, RunSpec};
@@ -13,31 +13,22 @@ use std::path::{Path, PathBuf};
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("run").required(true).args(["seed", "file"])))]
 pub struct ReportArgs {
-    /// Report on this seed of the (standard unless given) scenario
-    #[arg(long, value_name = "S")]
-    pub seed: Option<u64>,
-    /// Report on this run file
-    #[arg(value_name = "FILE")]
-    pub file: Option<PathBuf>,
     #[command(flatten)]
-    pub scenario: ScenarioArgs,
+    pub run: RunSource,
     /// Where to write the page [default: FILE with .html, or seed-<S>.html]
     #[arg(short = 'o', long = "output", value_name = "HTML")]
     pub output: Option<PathBuf>,
 }
 
 fn target(args: &ReportArgs) -> Result<RunSpec, CliError> {
-    match &args.file {
-        None => Ok(args.scenario.spec(args.seed.unwrap_or_default())),
-        Some(path) => {
-            args.scenario.reject_with_file()?;
-            Ok(super::runfiles::load(path)?.spec)
-        }
-    }
+    Ok(match args.run.load()? {
+        Source::Seed(spec) => spec,
+        Source::File(file) => file.spec,
+    })
 }
 
 fn output_path(args: &ReportArgs, seed: u64) -> PathBuf {
-    match (&args.output, &args.file) {
+    match (&args.output, &args.run.file) {
         (Some(out), _) => out.clone(),
         (None, Some(file)) => file.with_extension("html"),
         (None, None) => PathBuf::from(format!("seed-{seed}.html")),

@@ -1,9 +1,9 @@
 //! `shardstorm shrink`: minimize a failing seed or run file with the harness's delta
 //! debugging and write the result as a run file that replays without drawing from the seed.
 
-use super::args::ScenarioArgs;
 use super::error::{CliError, CliResult, Outcome};
 use super::log::LogArgs;
+use super::runfiles::{RunSource, Source};
 use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use shardstorm_harness::runfile::RunFile;
@@ -20,14 +20,8 @@ const LINE_EVERY: Duration = Duration::from_secs(10);
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("run").required(true).args(["seed", "file"])))]
 pub struct ShrinkArgs {
-    /// Shrink this seed of the (standard unless given) scenario
-    #[arg(long, value_name = "S")]
-    pub seed: Option<u64>,
-    /// Shrink this run file
-    #[arg(value_name = "FILE")]
-    pub file: Option<PathBuf>,
     #[command(flatten)]
-    pub scenario: ScenarioArgs,
+    pub run: RunSource,
     #[command(flatten)]
     pub log: LogArgs,
     /// The invariant that must keep failing [default: the file's expect-invariant, else the
@@ -42,14 +36,10 @@ pub struct ShrinkArgs {
 
 /// The spec to shrink and the invariant asked for.
 fn target(args: &ShrinkArgs) -> Result<(RunSpec, Option<Invariant>), CliError> {
-    let Some(path) = &args.file else {
-        return Ok((
-            args.scenario.spec(args.seed.unwrap_or_default()),
-            args.invariant,
-        ));
+    let file = match args.run.load()? {
+        Source::Seed(spec) => return Ok((spec, args.invariant)),
+        Source::File(file) => file,
     };
-    args.scenario.reject_with_file()?;
-    let file = super::runfiles::load(path)?;
     let expected = file
         .expect_invariant
         .as_deref()
@@ -62,7 +52,7 @@ fn output_path(args: &ShrinkArgs, seed: u64, invariant: Invariant) -> PathBuf {
     if let Some(out) = &args.output {
         return out.clone();
     }
-    match &args.file {
+    match &args.run.file {
         Some(file) => file.with_extension("min.run"),
         None => Path::new("regressions").join(format!("seed-{seed}-{invariant}.min.run")),
     }
