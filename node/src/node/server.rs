@@ -240,10 +240,17 @@ impl Node {
             .put_metadata(blob, &metadata)
             .map_err(internal)?;
         let mut writes = Vec::new();
+        let mut statuses = std::collections::BTreeMap::new();
         for (shard, ty, data) in slivers {
-            match self.storage.shard_status(shard).map_err(internal)? {
-                None | Some(ShardStatus::LockedToMove) => continue,
-                Some(_) => {}
+            let status = match statuses.get(&shard) {
+                Some(status) => *status,
+                None => {
+                    let status = self.storage.shard_status(shard).map_err(internal)?;
+                    *statuses.entry(shard).or_insert(status)
+                }
+            };
+            if matches!(status, None | Some(ShardStatus::LockedToMove)) {
+                continue;
             }
             if let Err(e) = verify_sliver(&metadata, shard, ty, &data) {
                 return Err(ServiceError::InvalidSliver(e.to_string()));
