@@ -25,7 +25,10 @@ pub struct RunSpec {
 
 /// The spec's fail-point catalogue (section 11) as the nemesis sees it.
 pub const FAIL_POINTS: &[(&str, FailPointKind)] = &[
-    ("sync.no_retry", FailPointKind::If),
+    // Test-only: ends a failing sync as if the node crashed, for tests that then call
+    // `restart_syncs` (spec 4.3). Armed alone it leaves a live node with a dead sync, a state
+    // no real node reaches, so the nemesis only observes it (real crashes come from `crash`).
+    ("sync.no_retry", FailPointKind::Probe),
     ("sync.metadata.error_before_fetch", FailPointKind::If),
     ("sync.metadata.pause", FailPointKind::Async),
     ("sync.metadata.error_during_fetch", FailPointKind::Arg),

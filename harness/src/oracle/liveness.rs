@@ -147,13 +147,18 @@ fn check_owned_shard(
         (SliverType::Primary, &s.primary),
         (SliverType::Secondary, &s.secondary),
     ] {
-        let missing = certified.iter().filter(|b| !map.contains_key(b)).count();
-        if missing > 0 {
+        let missing: Vec<String> = certified
+            .iter()
+            .filter(|b| !map.contains_key(b))
+            .map(|b| b.to_string())
+            .collect();
+        if !missing.is_empty() {
+            let (n, first) = (missing.len(), missing[..missing.len().min(3)].join(", "));
             f.add(
                 Invariant::Liveness,
                 Some(node),
                 Some(shard),
-                format!("{missing} certified blobs lack their {ty} sliver"),
+                format!("{n} certified blobs lack their {ty} sliver (first: {first})"),
             );
         }
     }
