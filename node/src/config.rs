@@ -46,11 +46,16 @@ pub enum Bug {
     /// never attests, and epoch change e never completes. The fixed node treats the error as
     /// fatal, so the restart resumes node recovery (spec section 7).
     NodeRecoveryStopsOnStorageError,
+    /// Found by exploration (seed 895 of a 10-minute campaign): a storage error ends a
+    /// certified event's blob sync with a log line; the event stays incomplete but nothing
+    /// retries it while the node lives, so the blob's slivers stay missing. The fixed node
+    /// retries the blob sync after a recovery round until the disk answers again.
+    BlobSyncStopsOnStorageError,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -63,6 +68,7 @@ impl Bug {
         Bug::StaleActiveShardRegained,
         Bug::RegainedLockedShardStaysLocked,
         Bug::NodeRecoveryStopsOnStorageError,
+        Bug::BlobSyncStopsOnStorageError,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -80,6 +86,7 @@ impl Bug {
             Bug::StaleActiveShardRegained => "stale-active-shard-regained",
             Bug::RegainedLockedShardStaysLocked => "regained-locked-shard-stays-locked",
             Bug::NodeRecoveryStopsOnStorageError => "node-recovery-stops-on-storage-error",
+            Bug::BlobSyncStopsOnStorageError => "blob-sync-stops-on-storage-error",
         }
     }
 }

@@ -131,6 +131,7 @@ const TESTED: &[Bug] = &[
     Bug::StaleActiveShardRegained,
     Bug::RegainedLockedShardStaysLocked,
     Bug::NodeRecoveryStopsOnStorageError,
+    Bug::BlobSyncStopsOnStorageError,
 ];
 
 #[test]
@@ -213,4 +214,10 @@ fn node_recovery_stops_on_storage_error_found_blind() {
         Bug::NodeRecoveryStopsOnStorageError,
         budget(EXTENDED_BUDGET),
     );
+}
+
+#[test]
+#[ignore = "slow: found at seed 895 by a 10-minute campaign (explore --duration 10m)"]
+fn blob_sync_stops_on_storage_error_found_blind() {
+    blind(Bug::BlobSyncStopsOnStorageError, budget(1000));
 }

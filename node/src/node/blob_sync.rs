@@ -7,6 +7,7 @@ use super::{lock, node_spawn, Node, NodeError};
 use crate::blob::{
     decode, encode, recover_sliver, verify_sliver, BlobMetadata, InconsistencyProof, RecoveryError,
 };
+use crate::config::Bug;
 use crate::ctx::ProbeEvent;
 use crate::status::NodeStatus;
 use crate::storage::StorageError;
@@ -201,15 +202,26 @@ impl Node {
     ) {
         let _ = self.ctx.fail.eval("blob_sync.certified_event").await;
         drop(pending);
-        match self.blob_sync(blob).await {
-            Ok(()) => {
-                lock(&self.blob_syncs).remove(&blob);
-                if let Err(e) = self.mark_event_complete(index).await {
-                    tracing::warn!(node = %self.ctx.id, error = %e, "cannot complete the certified event");
+        loop {
+            match self.blob_sync(blob).await {
+                Ok(()) => {
+                    lock(&self.blob_syncs).remove(&blob);
+                    if let Err(e) = self.mark_event_complete(index).await {
+                        tracing::warn!(node = %self.ctx.id, error = %e, "cannot complete the certified event");
+                    }
+                    return;
                 }
-            }
-            Err(e) => {
-                tracing::info!(node = %self.ctx.id, %blob, error = %e, "blob sync ended with an error")
+                Err(NodeError::Storage(e))
+                    if !self.config.has(Bug::BlobSyncStopsOnStorageError) =>
+                {
+                    // A failing disk may recover: try again after a recovery round.
+                    tracing::debug!(node = %self.ctx.id, %blob, error = %e, "blob sync: storage error, retrying");
+                    tokio::time::sleep(self.config.recovery_round_interval).await;
+                }
+                Err(e) => {
+                    tracing::info!(node = %self.ctx.id, %blob, error = %e, "blob sync ended with an error");
+                    return;
+                }
             }
         }
     }
