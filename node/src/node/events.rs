@@ -37,7 +37,18 @@ impl EventTracker {
 impl Node {
     /// Marks an event complete and persists the cursor if it advanced.
     pub(super) async fn mark_event_complete(&self, index: u64) -> Result<(), NodeError> {
-        let advanced = lock(&self.events).complete(index);
+        self.mark_events_complete(std::iter::once(index)).await
+    }
+
+    /// Marks several events complete and persists the cursor once.
+    pub(super) async fn mark_events_complete(
+        &self,
+        indices: impl Iterator<Item = u64>,
+    ) -> Result<(), NodeError> {
+        let advanced = {
+            let mut events = lock(&self.events);
+            indices.fold(None, |last, index| events.complete(index).or(last))
+        };
         if let Some(cursor) = advanced {
             self.ctx.fail.check("events.write.before").await?;
             self.storage.set_event_cursor(cursor)?;

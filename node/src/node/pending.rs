@@ -104,23 +104,28 @@ impl Node {
         }
         let _ = self.ctx.fail.eval("events.flush_pending_caches").await;
         let entries = std::mem::take(&mut *lock(&self.pending_cache));
-        for (n, (index, blob, info)) in entries.iter().enumerate() {
-            if let Err(e) = self.write_registration(*blob, info) {
-                // Put the unwritten rest back, ahead of newer registrations.
-                let mut cache = lock(&self.pending_cache);
-                let newer = std::mem::take(&mut *cache);
-                cache.extend(entries[n..].iter().cloned());
-                cache.extend(newer);
-                return Err(e);
-            }
-            self.mark_event_complete(*index).await?;
+        if let Err(e) = self.write_registrations(&entries) {
+            // Put them back, ahead of newer registrations.
+            let mut cache = lock(&self.pending_cache);
+            let newer = std::mem::take(&mut *cache);
+            cache.extend(entries);
+            cache.extend(newer);
+            return Err(e);
         }
-        Ok(())
+        self.mark_events_complete(entries.iter().map(|(index, _, _)| *index))
+            .await
     }
 
-    fn write_registration(&self, blob: BlobId, info: &BlobInfo) -> Result<(), NodeError> {
-        if self.storage.blob_info(blob)?.is_none() {
-            self.storage.put_blob_info(blob, info)?;
+    /// Stores the registrations whose blob has no info yet, in one transaction.
+    fn write_registrations(&self, entries: &[(u64, BlobId, BlobInfo)]) -> Result<(), NodeError> {
+        let mut absent = Vec::new();
+        for (_, blob, info) in entries {
+            if self.storage.blob_info(*blob)?.is_none() {
+                absent.push((*blob, *info));
+            }
+        }
+        if !absent.is_empty() {
+            self.storage.put_blob_info_batch(&absent)?;
         }
         Ok(())
     }
