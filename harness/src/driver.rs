@@ -9,7 +9,7 @@ use crate::cluster::Cluster;
 use crate::control::{Control, ControlCommand};
 use crate::oracle::{audit, AuditInput, Invariant, SafetyOracle, Violation};
 use crate::spec::RunSpec;
-use crate::trace::TraceKind;
+use crate::trace::{ChainNote, HarnessEvent, TraceKind};
 use crate::trigger::Trigger;
 use crate::workload::WorkloadLog;
 use rand::SeedableRng;
@@ -118,10 +118,10 @@ impl Driver {
         self.cluster.now_ms()
     }
 
-    fn log(&self, text: String) {
+    fn log(&self, event: HarnessEvent) {
         self.cluster
             .recorder
-            .record_at(self.now_ms(), None, TraceKind::Harness(text));
+            .record_at(self.now_ms(), None, TraceKind::Harness(event));
     }
 
     /// One simulation step plus the oracle; false once a violation was found.
@@ -240,7 +240,7 @@ impl Driver {
             self.bring_epoch_change_forward(now + STATUS_LEAD_MS);
         } else if self.liveness_unjudged.is_none() {
             let why = format!("a status write landed during epoch change {epoch}");
-            self.log(format!("liveness will not be judged: {why}"));
+            self.log(HarnessEvent::LivenessWillNotBeJudged(why.clone()));
             self.liveness_unjudged = Some(why);
         }
     }
@@ -323,7 +323,7 @@ impl Driver {
                 self.cluster.recorder.record_at(
                     self.now_ms(),
                     None,
-                    TraceKind::Chain(format!("epoch-change {epoch} {summary}")),
+                    TraceKind::Chain(ChainNote::EpochChange { epoch, summary }),
                 );
                 true
             }
@@ -364,7 +364,7 @@ impl Driver {
 
     /// Heals every fault and restarts every down node.
     fn heal(&mut self) {
-        self.log("heal".into());
+        self.log(HarnessEvent::Heal);
         self.workload.stop();
         self.deferred_status.clear();
         for (selector, point, _) in self.cluster.registry.rules() {
@@ -388,7 +388,7 @@ impl Driver {
                 self.cluster.recorder.record_at(
                     self.now_ms(),
                     Some(node),
-                    TraceKind::Harness(format!("heal restart: {reason}")),
+                    TraceKind::Harness(HarnessEvent::HealRestart(reason)),
                 );
                 self.cluster.restart(node);
             }
@@ -431,7 +431,7 @@ impl Driver {
                     audit_pending = false;
                     last = self.judge_audit(&data, now);
                     if last.is_empty() {
-                        self.log("converged".into());
+                        self.log(HarnessEvent::Converged);
                         return None;
                     }
                 }
@@ -452,7 +452,7 @@ impl Driver {
             }
         }
         if let Some(why) = unjudged {
-            self.log(format!("liveness not judged: {why}"));
+            self.log(HarnessEvent::LivenessNotJudged(why));
             return None;
         }
         let stuck = (!final_epoch).then(|| self.stuck_epoch_change());

@@ -24,4 +24,4 @@ pub use cluster::{Cluster, ClusterBuilder};
 pub use oracle::{Invariant, Violation};
 pub use run::{run, RunResult};
 pub use spec::RunSpec;
-pub use trace::{Recorder, Trace, TraceEvent, TraceKind};
+pub use trace::{ChainNote, HarnessEvent, Recorder, Trace, TraceEvent, TraceKind};

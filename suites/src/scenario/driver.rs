@@ -6,7 +6,7 @@
 use crate::scenario::ctl::{lock, Command, Ctl, ScenarioError, Shared};
 use shardstorm_faults::{DriverCommand, Registry};
 use shardstorm_harness::oracle::SafetyOracle;
-use shardstorm_harness::{Cluster, TraceKind, Violation};
+use shardstorm_harness::{Cluster, HarnessEvent, TraceKind, Violation};
 use shardstorm_node::NodeId;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -216,7 +216,10 @@ where
     cluster.recorder.record_at(
         0,
         None,
-        TraceKind::Harness(format!("scenario {name} seed={seed}")),
+        TraceKind::Harness(HarnessEvent::Scenario {
+            name: name.to_string(),
+            seed,
+        }),
     );
 
     let mut violations = Vec::new();
