@@ -10,6 +10,7 @@ pub mod control;
 pub mod determinism;
 pub mod driver;
 pub mod explore;
+pub mod monitor;
 pub mod oracle;
 pub mod report;
 pub mod run;

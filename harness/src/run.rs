@@ -86,9 +86,17 @@ pub fn run(spec: &RunSpec) -> RunResult {
         TraceKind::Harness(HarnessEvent::NodeConfig(config)),
     );
     let switch_ms = builder.config.switch_to_recovery_interval.as_millis() as u64;
-    let mut driver = Driver::new(cluster, control, log, spec, knobs.clone(), &schedule);
-    driver.oracle =
-        crate::oracle::SafetyOracle::with_switch_interval(driver.cluster.chain.clone(), switch_ms);
+    let oracle =
+        crate::oracle::SafetyOracle::with_switch_interval(cluster.chain.clone(), switch_ms);
+    let mut driver = Driver::new(
+        cluster,
+        control,
+        log,
+        spec,
+        knobs.clone(),
+        &schedule,
+        oracle,
+    );
     let judge = budget::check(&schedule, usize::from(spec.nodes)).is_ok();
     if driver.chaos(chaos) && driver.violation.is_none() {
         let unjudged = match driver.liveness_unjudged.take() {
