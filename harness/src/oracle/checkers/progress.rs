@@ -9,7 +9,7 @@ use super::{found, Checker, EventCx, Found, StateCx};
 use crate::oracle::rules::transfer_allowed;
 use crate::oracle::Invariant;
 use shardstorm_node::storage::{Progress, StoredShard};
-use shardstorm_node::{BlobId, Chain, Epoch, ProbeEvent, ShardIndex, SliverType};
+use shardstorm_node::{BlobId, Chain, Epoch, ProbeEvent, ShardIndex, ShardStatus, SliverType};
 
 pub struct ProgressChecker;
 
@@ -120,6 +120,11 @@ fn covered(
     stored: &StoredShard,
     epoch: Epoch,
 ) -> Option<Found> {
+    // After S6 (full recovery) an `Active` shard may keep stale progress: node recovery,
+    // not the transfer, fills it in.
+    if stored.status == ShardStatus::Active || stored.status == ShardStatus::None {
+        return None;
+    }
     let (upto, ty) = stored.progress?;
     let passes: &[SliverType] = match ty {
         SliverType::Primary => &[SliverType::Primary],
