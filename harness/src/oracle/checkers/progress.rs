@@ -39,11 +39,8 @@ impl Checker for ProgressChecker {
                 format!("{ty} batch ends at {last} before it starts at {first}"),
             );
         }
-        if !cx.model.certain() {
-            return None;
-        }
         let status = cx.model.shards.get(shard).copied();
-        if !transfer_allowed(status) {
+        if cx.model.certain() && !transfer_allowed(status) {
             let status = status.map_or("no storage".to_string(), |s| s.to_string());
             return found(
                 Invariant::ProgressMonotonic,
