@@ -51,15 +51,20 @@ pub enum Bug {
     /// retries it while the node lives, so the blob's slivers stay missing. The fixed node
     /// retries the blob sync after a recovery round until the disk answers again.
     BlobSyncStopsOnStorageError,
-    /// Found by the state-checking oracle: when the last sync of an older epoch finishes, the
-    /// node also attests the current epoch, even when it is not a member of the current
-    /// committee (it lost all its shards meanwhile): an `epoch_sync_done` from a non-member.
+    /// Found by the state-checking oracle: when the last sync finishes, the node attests its
+    /// epoch (and the current one) even when it is not a member of that committee (it left
+    /// the committee while a resumed or locked shard's sync ran): an `epoch_sync_done` from a
+    /// non-member.
     NonMemberAttestation,
+    /// Found by the state-checking oracle (invariant 8): replaying an epoch change after a
+    /// crash takes a gained shard that its first processing already synced to `Active` for a
+    /// shard left over from an earlier tenure, drops it and syncs it again from scratch.
+    ReplayResyncsSyncedShard,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -74,6 +79,7 @@ impl Bug {
         Bug::NodeRecoveryStopsOnStorageError,
         Bug::BlobSyncStopsOnStorageError,
         Bug::NonMemberAttestation,
+        Bug::ReplayResyncsSyncedShard,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -93,6 +99,7 @@ impl Bug {
             Bug::NodeRecoveryStopsOnStorageError => "node-recovery-stops-on-storage-error",
             Bug::BlobSyncStopsOnStorageError => "blob-sync-stops-on-storage-error",
             Bug::NonMemberAttestation => "non-member-attestation",
+            Bug::ReplayResyncsSyncedShard => "replay-resyncs-synced-shard",
         }
     }
 }
@@ -105,7 +112,7 @@ impl fmt::Display for Bug {
 
 /// An unknown bug name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked, node-recovery-stops-on-storage-error, blob-sync-stops-on-storage-error, non-member-attestation)")]
+#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked, node-recovery-stops-on-storage-error, blob-sync-stops-on-storage-error, non-member-attestation, replay-resyncs-synced-shard)")]
 pub struct UnknownBug(pub String);
 
 impl std::str::FromStr for Bug {

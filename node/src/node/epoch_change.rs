@@ -89,11 +89,17 @@ impl Node {
     ) -> Result<bool, NodeError> {
         let diff = self.diff()?;
         if !diff.gained.is_empty() {
+            // A replay after a crash finds the storages this epoch change already created
+            // (and perhaps synced): they are not left over from an earlier tenure.
+            let replay = self.storage.gained_epoch()? >= e;
             for shard in &diff.gained {
-                self.reset_stale_shard(*shard)?;
+                if !replay || self.config.has(Bug::ReplayResyncsSyncedShard) {
+                    self.reset_stale_shard(*shard)?;
+                }
                 self.ctx.fail.check("db.create_shard.before").await?;
                 self.create_shard(*shard)?;
             }
+            self.storage.set_gained_epoch(e)?;
             drop(shard_map);
             if new_joiner {
                 self.write_node_status(NodeStatusWriter::N8, NodeStatus::RecoverMetadata, None)

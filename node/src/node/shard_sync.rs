@@ -293,13 +293,21 @@ impl Node {
             outcome,
         });
         if outcome == SyncOutcome::Success && remaining == 0 {
-            self.attest(epoch, AttestationPath::ShardSync);
+            // A member only: a node outside an epoch's committee has nothing to attest (a
+            // resumed or locked shard's sync can finish after the node left it).
+            let member = |e: Epoch| {
+                self.config.has(Bug::NonMemberAttestation)
+                    || self
+                        .chain
+                        .committee(e)
+                        .is_some_and(|c| c.contains(self.ctx.id))
+            };
+            if member(epoch) {
+                self.attest(epoch, AttestationPath::ShardSync);
+            }
             let current = self.committee_epoch();
-            let member = self.config.has(Bug::NonMemberAttestation)
-                || self.view().current.contains(self.ctx.id);
-            if current > epoch && member && !self.config.has(Bug::StaleEpochAttestation) {
-                // Every sync is done, those of the current epoch included: attest it too (a
-                // member only: a node outside the current committee has nothing to attest).
+            if current > epoch && member(current) && !self.config.has(Bug::StaleEpochAttestation) {
+                // Every sync is done, those of the current epoch included: attest it too.
                 self.attest(current, AttestationPath::ShardSync);
             }
         }

@@ -1,6 +1,8 @@
 //! Node-level state: the node status (blind overwrite, spec 1.1) and the event cursor.
 
-use super::tables::{open_value, seal_value, KEY_EVENT_CURSOR, KEY_NODE_STATUS, NODE, NODE_NAME};
+use super::tables::{
+    open_value, seal_value, KEY_EVENT_CURSOR, KEY_GAINED_EPOCH, KEY_NODE_STATUS, NODE, NODE_NAME,
+};
 use super::{Storage, StorageError, WriteKind};
 use crate::status::NodeStatus;
 use redb::{ReadableTable, WriteTransaction};
@@ -27,6 +29,17 @@ impl Storage {
     pub fn set_event_cursor(&self, cursor: u64) -> Result<(), StorageError> {
         self.write(WriteKind::Put, |txn| {
             put_node(txn, KEY_EVENT_CURSOR, &cursor)
+        })
+    }
+
+    /// The last epoch whose epoch change created the storage of its gained shards (0: none).
+    pub fn gained_epoch(&self) -> Result<u64, StorageError> {
+        Ok(self.read_node(KEY_GAINED_EPOCH)?.unwrap_or(0))
+    }
+
+    pub fn set_gained_epoch(&self, epoch: u64) -> Result<(), StorageError> {
+        self.write(WriteKind::Put, |txn| {
+            put_node(txn, KEY_GAINED_EPOCH, &epoch)
         })
     }
 
