@@ -77,6 +77,7 @@ fn campaign(seeds: SeedSource, jobs: usize, template: RunSpec, stop: bool) -> Ex
         template,
         stop_after_first: stop,
         out: None,
+        guidance: None,
     }
 }
 

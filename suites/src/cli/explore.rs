@@ -66,6 +66,7 @@ impl ExploreArgs {
             template: self.scenario.spec(0),
             stop_after_first: self.stop_on_first,
             out: Some(self.out.clone()),
+            guidance: None,
         }
     }
 }
