@@ -145,7 +145,13 @@ pub struct Summary {
     /// The corpus of a guided campaign.
     #[serde(default)]
     pub corpus: Option<CorpusSummary>,
+    /// (runs, features) every [`CURVE_STEP`] runs: how coverage grew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_curve: Vec<(u64, usize)>,
 }
+
+/// Runs between two points of [`Summary::feature_curve`].
+pub const CURVE_STEP: u64 = 100;
 
 /// The corpus line of a guided campaign's summary.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -178,6 +184,7 @@ impl Summary {
             fail_points_never_fired: Vec::new(),
             fail_points_never_reached: Vec::new(),
             corpus: None,
+            feature_curve: Vec::new(),
         }
     }
 
@@ -371,6 +378,7 @@ struct Tally {
     violations: Mutex<Vec<Found>>,
     /// Every run's coverage (counts only add up: the same map whatever the order).
     coverage: Mutex<CoverageMap>,
+    curve: Mutex<Vec<(u64, usize)>>,
 }
 
 /// Runs the campaign; `on_event` is called from the worker threads.
@@ -387,6 +395,7 @@ pub fn explore(config: &ExploreConfig, on_event: &(dyn Fn(Event<'_>) + Sync)) ->
         )
         .with_coverage(&outcome.coverage);
         summary.first_violation_s = outcome.first_violation.map(|d| d.as_secs_f64());
+        summary.feature_curve = outcome.feature_curve;
         summary.corpus = Some(CorpusSummary {
             entries: outcome.corpus_entries,
             added: outcome.corpus_added,
@@ -405,6 +414,7 @@ pub fn explore(config: &ExploreConfig, on_event: &(dyn Fn(Event<'_>) + Sync)) ->
         first_violation: Mutex::new(None),
         violations: Mutex::new(Vec::new()),
         coverage: Mutex::new(CoverageMap::default()),
+        curve: Mutex::new(Vec::new()),
     };
     let total = config.total();
     let jobs = total.map_or(config.jobs, |t| {
@@ -433,6 +443,7 @@ pub fn explore(config: &ExploreConfig, on_event: &(dyn Fn(Event<'_>) + Sync)) ->
         .unwrap_or_else(|p| p.into_inner());
     summary.first_violation_s = first.map(|d| d.as_secs_f64());
     let coverage = tally.coverage.into_inner().unwrap_or_else(|p| p.into_inner());
+    summary.feature_curve = tally.curve.into_inner().unwrap_or_else(|p| p.into_inner());
     summary.with_coverage(&coverage)
 }
 
@@ -451,11 +462,16 @@ fn worker(config: &ExploreConfig, tally: &Tally, on_event: &(dyn Fn(Event<'_>) +
         let (found, sim_ms, coverage) = run_seed(&spec, config.out.as_deref());
         tally.sim_ms.fetch_add(sim_ms, Ordering::Relaxed);
         if let Some(coverage) = coverage {
-            tally
-                .coverage
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .add(&coverage);
+            let mut map = tally.coverage.lock().unwrap_or_else(|p| p.into_inner());
+            map.add(&coverage);
+            if map.runs % CURVE_STEP == 0 {
+                let point = (map.runs, map.feature_count());
+                tally
+                    .curve
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(point);
+            }
         }
         if let Some(found) = found {
             record(config, tally, found, on_event);
@@ -572,7 +588,7 @@ pub(crate) fn panicked_run(
 /// rare-point runs carry their knobs and schedule), points the replay at that file.
 fn finish(found: &mut Found, spec: &RunSpec, out: Option<&Path>, run: Option<u64>, file: &RunFile) {
     let own_schedule = spec.schedule.is_some() || spec.knobs.is_some();
-    found.run = run.filter(|_| own_schedule);
+    found.run = run;
     if let Some(dir) = out {
         save(found, dir, file);
     }

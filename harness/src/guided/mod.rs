@@ -125,6 +125,7 @@ struct State {
     /// The next fresh seed's position in the campaign's seed sequence.
     next_fresh: u64,
     explored: Vec<String>,
+    curve: Vec<(u64, usize)>,
 }
 
 impl State {
@@ -284,6 +285,9 @@ impl State {
         };
         let new = self.map.add(&coverage);
         self.own.add(&coverage);
+        if self.own.runs % crate::explore::CURVE_STEP == 0 {
+            self.curve.push((self.own.runs, self.map.feature_count()));
+        }
         if self.mode != Mode::Guided || done.found.is_some() || new == 0 {
             return;
         }
@@ -396,6 +400,8 @@ pub struct Outcome {
     /// One line per run in run order: index, seed, origin and a hash of its knobs and
     /// schedule (what determinism means here).
     pub explored: Vec<String>,
+    /// (runs, features) every [`crate::explore::CURVE_STEP`] runs, in run order.
+    pub feature_curve: Vec<(u64, usize)>,
 }
 
 /// The id under which a campaign stores its own coverage.
@@ -438,6 +444,7 @@ pub fn explore_guided(
         forks: VecDeque::new(),
         next_fresh: 0,
         explored: Vec::new(),
+        curve: Vec::new(),
     };
     let total = config.total();
     let limit = match config.seeds {
@@ -551,6 +558,7 @@ pub fn explore_guided(
         corpus_added,
         corpus_error,
         explored: state.explored,
+        feature_curve: state.curve,
     }
 }
 
