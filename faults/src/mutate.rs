@@ -141,10 +141,12 @@ pub enum Operator {
     MoveEpochChange,
     EpochLength,
     Splice,
+    /// Redraws the committee churn probabilities (shard moves, membership changes).
+    Churn,
 }
 
 impl Operator {
-    pub const ALL: [Operator; 8] = [
+    pub const ALL: [Operator; 9] = [
         Operator::AddFault,
         Operator::RemoveFault,
         Operator::MoveFault,
@@ -153,6 +155,7 @@ impl Operator {
         Operator::MoveEpochChange,
         Operator::EpochLength,
         Operator::Splice,
+        Operator::Churn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -165,6 +168,7 @@ impl Operator {
             Operator::MoveEpochChange => "epoch-change",
             Operator::EpochLength => "epoch-length",
             Operator::Splice => "splice",
+            Operator::Churn => "churn",
         }
     }
 }
@@ -278,6 +282,14 @@ pub fn mutate<R: Rng>(
             knobs.epoch_ms = new;
             for g in &mut gs {
                 g.scale(new, old);
+            }
+        }
+        Operator::Churn => {
+            let quantize = |x: f64| (x * 1000.0).round() / 1000.0;
+            if rng.random_bool(0.5) {
+                knobs.churn_move = quantize(rng.random_range(0.2..1.0));
+            } else {
+                knobs.churn_membership = quantize(rng.random_range(0.1..0.9));
             }
         }
         Operator::Splice => {

@@ -180,6 +180,11 @@ impl Corpus {
         order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         order.truncate(MAX_SAVED);
         order.sort_by_key(|(i, _)| *i);
+        let entries = dir.join("entries");
+        std::fs::create_dir_all(&entries).map_err(|source| CorpusError::Write {
+            path: entries.clone(),
+            source,
+        })?;
         let mut index = Vec::new();
         for (i, _) in order {
             let e = &self.entries[i];

@@ -47,6 +47,8 @@ pub const FORKS: usize = 3;
 const MAX_FORKS_QUEUED: usize = 4 * BATCH;
 /// Operators stacked on one child at most.
 const MAX_STACK: usize = 3;
+/// Share of mutated children that also take a new seed.
+const RESEED_SHARE: f64 = 0.15;
 /// Tries to find an applicable mutation before falling back to a fresh seed.
 const TRIES: usize = 8;
 
@@ -83,7 +85,11 @@ impl Origin {
             Origin::Fresh => "fresh".into(),
             Origin::Mutated(ops) => {
                 let names: Vec<&str> = ops.iter().map(|o| o.name()).collect();
-                format!("mutated {}", names.join("+"))
+                if names.is_empty() {
+                    "mutated reseed".into()
+                } else {
+                    format!("mutated {}", names.join("+"))
+                }
             }
             Origin::Forked(at) => format!("fork at {}", shardstorm_faults::fmt_secs(Duration::from_millis(*at))),
         }
@@ -197,10 +203,14 @@ impl State {
                 ops.push(op);
             }
         }
-        if ops.is_empty() {
+        let mut spec = base;
+        // Now and then the same faults meet another workload, node configuration and churn.
+        let reseed = rng.random_bool(RESEED_SHARE);
+        if reseed {
+            spec.seed = rng.random();
+        } else if ops.is_empty() {
             return None;
         }
-        let mut spec = base;
         spec.knobs = Some(candidate.knobs);
         spec.schedule = Some(candidate.schedule);
         Some((spec, ops))
@@ -291,13 +301,21 @@ impl State {
         if self.mode != Mode::Guided || done.found.is_some() || new == 0 {
             return;
         }
-        // A rare moment: the rarest feature with a known time, the earliest on a tie.
-        let rare = coverage
+        // A rare moment: one of the rarest features with a known time, drawn at random.
+        let counted: Vec<(u64, u64)> = coverage
             .moments
             .iter()
             .map(|(f, t)| (self.map.count(*f), *t))
             .filter(|(count, t)| *count < FORK_BELOW && *t > 0)
-            .min();
+            .collect();
+        let rarest = counted.iter().map(|(c, _)| *c).min();
+        let moments: Vec<u64> = counted
+            .iter()
+            .filter(|(c, _)| Some(*c) == rarest)
+            .map(|(_, t)| *t)
+            .collect();
+        let mut rng = self.rng(done.index, 0x666f_726b);
+        let rare = moments.choose(&mut rng).map(|t| ((), *t));
         if let Some((_, at_ms)) = rare {
             for _ in 0..FORKS {
                 if self.forks.len() < MAX_FORKS_QUEUED {
