@@ -535,7 +535,10 @@ mod tests {
                 // Removing any one group leaves a schedule that still heals.
                 let rest: Vec<Group> = gs.iter().filter(|h| *h != g).cloned().collect();
                 let rest = from_groups(&rest);
-                assert!(check_healed(&rest, s.duration).is_ok(), "seed {seed}:\n{rest}");
+                assert!(
+                    check_healed(&rest, s.duration).is_ok(),
+                    "seed {seed}:\n{rest}"
+                );
             }
         }
     }
@@ -575,11 +578,17 @@ mod tests {
                 );
                 assert!(check_healed(&child.schedule, horizon).is_ok());
                 let text = child.schedule.to_string();
-                assert_eq!(text.parse::<Schedule>().expect("round trip"), child.schedule);
+                assert_eq!(
+                    text.parse::<Schedule>().expect("round trip"),
+                    child.schedule
+                );
             }
         }
         for op in Operator::ALL {
-            assert!(applied.get(&op).copied().unwrap_or(0) > 10, "{op:?}: {applied:?}");
+            assert!(
+                applied.get(&op).copied().unwrap_or(0) > 10,
+                "{op:?}: {applied:?}"
+            );
         }
     }
 

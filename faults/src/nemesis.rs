@@ -516,7 +516,10 @@ impl<'a> Planner<'a> {
             None => {
                 let points = self.shape.trigger_points();
                 let point = points.choose(rng)?.to_string();
-                (point, self.node(rng.random_range(0..self.shape.nodes.len())))
+                (
+                    point,
+                    self.node(rng.random_range(0..self.shape.nodes.len())),
+                )
             }
         };
         let status = self.shape.statuses.choose(rng).cloned();

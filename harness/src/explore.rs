@@ -442,7 +442,10 @@ pub fn explore(config: &ExploreConfig, on_event: &(dyn Fn(Event<'_>) + Sync)) ->
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
     summary.first_violation_s = first.map(|d| d.as_secs_f64());
-    let coverage = tally.coverage.into_inner().unwrap_or_else(|p| p.into_inner());
+    let coverage = tally
+        .coverage
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
     summary.feature_curve = tally.curve.into_inner().unwrap_or_else(|p| p.into_inner());
     summary.with_coverage(&coverage)
 }
@@ -464,7 +467,7 @@ fn worker(config: &ExploreConfig, tally: &Tally, on_event: &(dyn Fn(Event<'_>) +
         if let Some(coverage) = coverage {
             let mut map = tally.coverage.lock().unwrap_or_else(|p| p.into_inner());
             map.add(&coverage);
-            if map.runs % CURVE_STEP == 0 {
+            if map.runs.is_multiple_of(CURVE_STEP) {
                 let point = (map.runs, map.feature_count());
                 tally
                     .curve
@@ -559,7 +562,13 @@ pub(crate) fn found_in_run(
         message: v.to_string(),
         file_error: None,
     };
-    finish(&mut found, &result.spec, out, run, &RunFile::from_result(result));
+    finish(
+        &mut found,
+        &result.spec,
+        out,
+        run,
+        &RunFile::from_result(result),
+    );
     found
 }
 

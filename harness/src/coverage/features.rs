@@ -176,13 +176,7 @@ impl Feature {
                 to,
                 writer,
                 activity,
-            } => (
-                5,
-                from.into(),
-                to.into(),
-                writer.into(),
-                activity.into(),
-            ),
+            } => (5, from.into(), to.into(), writer.into(), activity.into()),
             Feature::NodeTransitionUnder {
                 from,
                 to,
@@ -204,13 +198,7 @@ impl Feature {
                 to,
                 writer,
                 activity,
-            } => (
-                8,
-                from.into(),
-                to.into(),
-                writer.into(),
-                activity.into(),
-            ),
+            } => (8, from.into(), to.into(), writer.into(), activity.into()),
             Feature::ShardTransitionUnder {
                 from,
                 to,
@@ -229,9 +217,19 @@ impl Feature {
         tag << 56 | a << 40 | b << 24 | c << 16 | d
     }
 
+    /// The hit-count bucket of `count` occurrences: AFL's, except that how often a fail point
+    /// was evaluated only counts as reached or not (that count measures the workload's
+    /// volume, not a state, and would make every run look new).
+    pub fn bucket(&self, count: u64) -> u8 {
+        match self {
+            Feature::PointReached { .. } => u8::from(count > 0),
+            _ => bucket(count),
+        }
+    }
+
     /// The hashed feature kept for `count` occurrences.
     pub fn hash(&self, count: u64) -> u64 {
-        mix(self.pack() ^ mix(u64::from(bucket(count)) + 0x5eed))
+        mix(self.pack() ^ mix(u64::from(self.bucket(count)) + 0x5eed))
     }
 }
 
@@ -671,7 +669,7 @@ impl Features {
     fn count(&mut self, feature: Feature, t_ms: u64) {
         let count = self.counts.entry(feature).or_insert(0);
         *count += 1;
-        if bucket_floor(bucket(*count)) == *count {
+        if bucket_floor(feature.bucket(*count)) == *count {
             self.since.insert(feature, t_ms);
         }
     }
@@ -804,7 +802,10 @@ impl Features {
             ProbeEvent::NodeStatus {
                 from, to, writer, ..
             } => {
-                let (from, to) = (from.as_ref().map_or(0, node_status_code), node_status_code(to));
+                let (from, to) = (
+                    from.as_ref().map_or(0, node_status_code),
+                    node_status_code(to),
+                );
                 let writer = node_writer_code(*writer);
                 let activity = self.node(node).activity(t);
                 self.count(Feature::NodeTransition { from, to, writer }, t);

@@ -124,7 +124,11 @@ impl CoverageMap {
             .iter()
             .filter_map(|(pair, runs)| {
                 let (node, point) = pair.split_once('@')?;
-                Some((node.to_string(), point.to_string(), 1.0 / (1.0 + *runs as f64)))
+                Some((
+                    node.to_string(),
+                    point.to_string(),
+                    1.0 / (1.0 + *runs as f64),
+                ))
             })
             .collect();
         PointWeights::new(pairs)
@@ -154,8 +158,16 @@ mod tests {
 
     #[test]
     fn add_counts_new_features_and_merge_is_order_free() {
-        let a = run(&[1, 2, 3], &[("sync.fetch_sliver", 10, 0)], &["n1@sync.fetch_sliver"]);
-        let b = run(&[2, 4], &[("sync.fetch_sliver", 5, 1)], &["n2@sync.fetch_sliver"]);
+        let a = run(
+            &[1, 2, 3],
+            &[("sync.fetch_sliver", 10, 0)],
+            &["n1@sync.fetch_sliver"],
+        );
+        let b = run(
+            &[2, 4],
+            &[("sync.fetch_sliver", 5, 1)],
+            &["n2@sync.fetch_sliver"],
+        );
         let mut ab = CoverageMap::default();
         assert_eq!(ab.add(&a), 3);
         assert_eq!(ab.add(&b), 1);
@@ -167,7 +179,9 @@ mod tests {
         assert_eq!(ab.count(2), 2);
         assert_eq!(ab.feature_count(), 4);
         assert_eq!(ab.points["sync.fetch_sliver"].runs_fired, 1);
-        assert!(!ab.never_reached().contains(&"sync.fetch_sliver".to_string()));
+        assert!(!ab
+            .never_reached()
+            .contains(&"sync.fetch_sliver".to_string()));
         assert!(ab.never_fired().len() == FAIL_POINTS.len() - 1);
         let json = serde_json::to_string(&ab).expect("serializes");
         let back: CoverageMap = serde_json::from_str(&json).expect("parses");
@@ -179,11 +193,7 @@ mod tests {
     fn rarely_reached_pairs_weigh_more() {
         let mut map = CoverageMap::default();
         for i in 0..9 {
-            let pairs: &[&str] = if i == 0 {
-                &["n1@a", "n2@b"]
-            } else {
-                &["n1@a"]
-            };
+            let pairs: &[&str] = if i == 0 { &["n1@a", "n2@b"] } else { &["n1@a"] };
             map.add(&run(&[], &[], pairs));
         }
         let w = map.point_weights();

@@ -102,7 +102,11 @@ fn a_hand_made_trace_yields_the_expected_features() {
     // Fail points: reached per point over all nodes (5 + 3), fired with the node's activity.
     let fetch = point_index("sync.fetch_sliver");
     let pause = point_index("sync.metadata.pause");
-    assert_eq!(has(&f, Feature::PointReached { point: fetch }), Some(8), "{text}");
+    assert_eq!(
+        has(&f, Feature::PointReached { point: fetch }),
+        Some(8),
+        "{text}"
+    );
     assert_eq!(has(&f, Feature::PointReached { point: pause }), Some(1));
     assert_eq!(has(&f, Feature::PointFired { point: pause }), Some(1));
     assert_eq!(
@@ -200,7 +204,14 @@ fn hashes_are_stable_sorted_and_bucketed() {
         writer: 4,
     };
     assert_eq!(a.moment(shard.hash(1)), Some(3300));
-    assert_eq!(a.node_points, ["n1@sync.fetch_sliver", "n2@sync.fetch_sliver", "n2@sync.metadata.pause"]);
+    assert_eq!(
+        a.node_points,
+        [
+            "n1@sync.fetch_sliver",
+            "n2@sync.fetch_sliver",
+            "n2@sync.metadata.pause"
+        ]
+    );
 }
 
 #[test]

@@ -219,7 +219,11 @@ mod tests {
     fn entry(seed: u64) -> Entry {
         let mut spec = RunSpec::standard(seed);
         spec.knobs = Some(Knobs::quiet());
-        spec.schedule = Some("1.000s crash n1\n2.000s restart n1\n".parse::<Schedule>().expect("parses"));
+        spec.schedule = Some(
+            "1.000s crash n1\n2.000s restart n1\n"
+                .parse::<Schedule>()
+                .expect("parses"),
+        );
         Entry {
             spec,
             features: vec![seed, 100],

@@ -20,7 +20,9 @@
 pub mod corpus;
 
 use crate::coverage::{CoverageMap, RunCoverage};
-use crate::explore::{found_in_run, panicked_run, Event, ExploreConfig, Found, Progress, SeedSource};
+use crate::explore::{
+    found_in_run, panicked_run, Event, ExploreConfig, Found, Progress, SeedSource,
+};
 use crate::run::run_with_ledger;
 use crate::spec::RunSpec;
 use corpus::{Corpus, Entry};
@@ -91,7 +93,10 @@ impl Origin {
                     format!("mutated {}", names.join("+"))
                 }
             }
-            Origin::Forked(at) => format!("fork at {}", shardstorm_faults::fmt_secs(Duration::from_millis(*at))),
+            Origin::Forked(at) => format!(
+                "fork at {}",
+                shardstorm_faults::fmt_secs(Duration::from_millis(*at))
+            ),
         }
     }
 }
@@ -152,7 +157,10 @@ impl State {
         let seed = config.seed_at(self.next_fresh)?;
         self.next_fresh += 1;
         let mut spec = config.spec(seed);
-        if !weights.is_empty() {
+        // In a guided campaign every other fresh seed is the plain swarm draw, so what blind
+        // swarm testing finds quickly a guided campaign still finds.
+        let plain = self.mode == Mode::Guided && self.next_fresh.is_multiple_of(2);
+        if !weights.is_empty() && !plain {
             let knobs = spec.resolved_knobs();
             let shape = self.shape(&knobs, &spec);
             spec.schedule = Some(Nemesis::schedule_weighted(
@@ -295,7 +303,7 @@ impl State {
         };
         let new = self.map.add(&coverage);
         self.own.add(&coverage);
-        if self.own.runs % crate::explore::CURVE_STEP == 0 {
+        if self.own.runs.is_multiple_of(crate::explore::CURVE_STEP) {
             self.curve.push((self.own.runs, self.map.feature_count()));
         }
         if self.mode != Mode::Guided || done.found.is_some() || new == 0 {
@@ -493,10 +501,10 @@ pub fn explore_guided(
         let mut batch_ends: VecDeque<u64> = VecDeque::new();
         let mut stop = false;
         let send_batch = |state: &mut State,
-                              generated: &mut u64,
-                              batch_ends: &mut VecDeque<u64>,
-                              stop: bool,
-                              job_tx: &mut Option<mpsc::Sender<Job>>| {
+                          generated: &mut u64,
+                          batch_ends: &mut VecDeque<u64>,
+                          stop: bool,
+                          job_tx: &mut Option<mpsc::Sender<Job>>| {
             let out_of_time = limit.is_some_and(|l| started.elapsed() >= l);
             let room = total.map_or(BATCH as u64, |t| t.saturating_sub(*generated));
             let n = usize::try_from(room.min(BATCH as u64)).unwrap_or(BATCH);
@@ -517,8 +525,20 @@ pub fn explore_guided(
                 }
             }
         };
-        send_batch(&mut state, &mut generated, &mut batch_ends, stop, &mut job_tx);
-        send_batch(&mut state, &mut generated, &mut batch_ends, stop, &mut job_tx);
+        send_batch(
+            &mut state,
+            &mut generated,
+            &mut batch_ends,
+            stop,
+            &mut job_tx,
+        );
+        send_batch(
+            &mut state,
+            &mut generated,
+            &mut batch_ends,
+            stop,
+            &mut job_tx,
+        );
         let mut pending: std::collections::BTreeMap<u64, Done> = Default::default();
         let mut merged = 0u64;
         while let Ok(done) = done_rx.recv() {
@@ -546,7 +566,13 @@ pub fn explore_guided(
                 if batch_ends.front() == Some(&merged) {
                     batch_ends.pop_front();
                     if job_tx.is_some() {
-                        send_batch(&mut state, &mut generated, &mut batch_ends, stop, &mut job_tx);
+                        send_batch(
+                            &mut state,
+                            &mut generated,
+                            &mut batch_ends,
+                            stop,
+                            &mut job_tx,
+                        );
                     }
                 }
             }

@@ -36,15 +36,24 @@ fn a_guided_campaign_is_deterministic_per_campaign_seed_and_job_count() {
     assert_eq!(a.runs, 28);
     assert_eq!(a.explored, b.explored);
     assert_eq!(a.coverage, b.coverage);
-    assert_eq!(a.explored, one_job.explored, "the job count changes nothing");
+    assert_eq!(
+        a.explored, one_job.explored,
+        "the job count changes nothing"
+    );
     let text = a.explored.join("\n");
     assert!(text.contains("mutated"), "{text}");
     assert!(a.corpus_entries > 0 && a.coverage.feature_count() > 0);
     // Fresh seeds come from the seed range, in order.
     let fresh: Vec<&String> = a.explored.iter().filter(|l| l.contains("fresh")).collect();
-    assert!(fresh[0].contains("seed=0 ") && fresh[1].contains("seed=1 "), "{text}");
+    assert!(
+        fresh[0].contains("seed=0 ") && fresh[1].contains("seed=1 "),
+        "{text}"
+    );
     let other = campaign(2, 28, Mode::Guided, 8);
-    assert_ne!(a.explored, other.explored, "another campaign seed explores otherwise");
+    assert_ne!(
+        a.explored, other.explored,
+        "another campaign seed explores otherwise"
+    );
 }
 
 #[test]

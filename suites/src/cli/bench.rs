@@ -12,8 +12,8 @@ use shardstorm_harness::explore::{explore, Event, ExploreConfig, SeedSource, Sum
 use shardstorm_harness::guided::{Guidance, Mode};
 use shardstorm_harness::runfile::RunFile;
 use shardstorm_harness::{run as run_spec, RunSpec};
-use std::sync::Mutex;
 use shardstorm_node::Bug;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Arguments of `bench`.
@@ -232,7 +232,11 @@ fn mode_result(bug: Bug, guided: bool, k: u64, budget: u64, jobs: usize) -> Mode
     }
     let cpu_start = cpu_seconds();
     let first_cpu = Mutex::new(None);
-    let label = format!("{}{}", if guided { "guided " } else { "random " }, bug.name());
+    let label = format!(
+        "{}{}",
+        if guided { "guided " } else { "random " },
+        bug.name()
+    );
     let reporter = Reporter::new(&label, config.total(), None, ViolationsTo::Stderr);
     let summary = explore(&config, &|e| match e {
         Event::Progress(_) => reporter.on_event(e),
@@ -292,7 +296,11 @@ fn feature_curve(guided: bool, seeds: u64, jobs: usize) -> (Vec<(u64, usize)>, O
             corpus: None,
         });
     }
-    let label = if guided { "guided features" } else { "random features" };
+    let label = if guided {
+        "guided features"
+    } else {
+        "random features"
+    };
     let cpu = cpu_seconds();
     let summary = explore_quietly(label, &config);
     let cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a);
@@ -430,8 +438,7 @@ fn print_comparison(c: &Comparison) {
     let at = |curve: &[(u64, usize)], n: u64| {
         curve
             .iter()
-            .filter(|(k, _)| *k <= n)
-            .last()
+            .rfind(|(k, _)| *k <= n)
             .map_or("-".to_string(), |(k, f)| format!("{f} (after {k})"))
     };
     let last = c.random_features.last().map_or(0, |(n, _)| *n);

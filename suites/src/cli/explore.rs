@@ -58,6 +58,9 @@ pub struct ExploreArgs {
     /// Load the guided campaign's corpus and coverage from DIR and save them there
     #[arg(long, value_name = "DIR")]
     pub corpus: Option<PathBuf>,
+    /// Fail (exit 1) when a catalogued fail point was never reached
+    #[arg(long)]
+    pub require_reached: bool,
 }
 
 impl ExploreArgs {
@@ -121,7 +124,16 @@ pub fn run(args: &ExploreArgs) -> CliResult {
     if let Some(error) = summary.corpus.as_ref().and_then(|c| c.error.as_ref()) {
         eprintln!("shardstorm: corpus: {error}");
     }
-    Ok(Outcome::failed_if(!summary.violations.is_empty()))
+    let unreached = args.require_reached && !summary.fail_points_never_reached.is_empty();
+    if unreached {
+        eprintln!(
+            "shardstorm: fail points never reached: {}",
+            summary.fail_points_never_reached.join(", ")
+        );
+    }
+    Ok(Outcome::failed_if(
+        !summary.violations.is_empty() || unreached,
+    ))
 }
 
 /// The coverage line under the summary: features, fail points never reached or fired, corpus.

@@ -51,8 +51,7 @@ fn merge_corpora(dirs: &[&PathBuf], out: &Path) -> Result<Corpus, CliError> {
 
 /// Prints the merged summary as JSON; exits 1 if it holds a violation.
 pub fn run(args: &MergeArgs) -> CliResult {
-    let (dirs, files): (Vec<&PathBuf>, Vec<&PathBuf>) =
-        args.files.iter().partition(|p| p.is_dir());
+    let (dirs, files): (Vec<&PathBuf>, Vec<&PathBuf>) = args.files.iter().partition(|p| p.is_dir());
     if !dirs.is_empty() && args.corpus.is_none() {
         return Err(CliError::Usage(format!(
             "{} is a directory: merging corpus directories needs --corpus OUT",

@@ -7,9 +7,9 @@ use super::error::{CliResult, Outcome};
 use super::log::LogArgs;
 use super::runfiles::{RunSource, Source};
 use clap::{ArgGroup, Args};
-use shardstorm_harness::runfile::BuildMismatch;
 use shardstorm_harness::coverage::{Features, RunCoverage};
 use shardstorm_harness::run::run_with_ledger;
+use shardstorm_harness::runfile::BuildMismatch;
 use shardstorm_harness::{RunResult, RunSpec};
 
 /// Arguments of `replay`.
@@ -79,7 +79,9 @@ pub fn run(args: &ReplayArgs) -> CliResult {
         }
         println!(
             "coverage: {} features",
-            RunCoverage::of_run(result.trace.events(), &ledger).features.len()
+            RunCoverage::of_run(result.trace.events(), &ledger)
+                .features
+                .len()
         );
     }
     if args.hash_only {
