@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 /// Runs per batch.
 pub const BATCH: usize = 8;
 /// Share of fresh swarm seeds among the runs of a guided campaign with a corpus.
-pub const FRESH_SHARE: f64 = 0.3;
+pub const FRESH_SHARE: f64 = 0.5;
 /// A run that reaches a feature seen fewer than this many times forks.
 pub const FORK_BELOW: u64 = 2;
 /// Forks per rare moment.
@@ -50,7 +50,7 @@ const MAX_FORKS_QUEUED: usize = 4 * BATCH;
 /// Operators stacked on one child at most.
 const MAX_STACK: usize = 3;
 /// Share of mutated children that also take a new seed.
-const RESEED_SHARE: f64 = 0.15;
+const RESEED_SHARE: f64 = 0.5;
 /// Tries to find an applicable mutation before falling back to a fresh seed.
 const TRIES: usize = 8;
 
