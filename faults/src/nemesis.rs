@@ -96,6 +96,62 @@ impl Shape {
     }
 }
 
+/// Weights over (node, point) pairs for steering triggered faults, kept in a fixed order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PointWeights {
+    /// (node, point, weight), sorted by (node, point); weights are positive and finite.
+    pairs: Vec<(String, String, f64)>,
+}
+
+impl PointWeights {
+    /// Weights of `pairs`; non-positive or non-finite weights are dropped.
+    pub fn new(mut pairs: Vec<(String, String, f64)>) -> Self {
+        pairs.retain(|(_, _, w)| w.is_finite() && *w > 0.0);
+        pairs.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        pairs.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        Self { pairs }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The weight of one pair.
+    pub fn weight(&self, node: &str, point: &str) -> Option<f64> {
+        self.pairs
+            .iter()
+            .find(|(n, p, _)| n == node && p == point)
+            .map(|(_, _, w)| *w)
+    }
+
+    /// Draws a (node, point) pair in proportion to its weight.
+    pub fn choose<R: Rng>(&self, rng: &mut R) -> Option<(&str, &str)> {
+        self.choose_where(rng, |_, _| true)
+    }
+
+    /// Draws among the pairs `keep` accepts, in proportion to their weights.
+    pub fn choose_where<R: Rng>(
+        &self,
+        rng: &mut R,
+        keep: impl Fn(&str, &str) -> bool,
+    ) -> Option<(&str, &str)> {
+        let kept: Vec<&(String, String, f64)> =
+            self.pairs.iter().filter(|(n, p, _)| keep(n, p)).collect();
+        let total: f64 = kept.iter().map(|(_, _, w)| w).sum();
+        if kept.is_empty() || total <= 0.0 {
+            return None;
+        }
+        let mut x = rng.random::<f64>() * total;
+        for (n, p, w) in &kept {
+            if x < *w {
+                return Some((n.as_str(), p.as_str()));
+            }
+            x -= w;
+        }
+        kept.last().map(|(n, p, _)| (n.as_str(), p.as_str()))
+    }
+}
+
 /// Draws fault schedules.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Nemesis;
@@ -104,6 +160,19 @@ impl Nemesis {
     /// The schedule of `seed`: deterministic for (seed, knobs, shape), within the budget, and
     /// fully healed by `shape.duration`.
     pub fn schedule(seed: u64, knobs: &Knobs, shape: &Shape) -> Schedule {
+        Self::schedule_weighted(seed, knobs, shape, None)
+    }
+
+    /// [`Nemesis::schedule`] with triggered faults steered: with `weights`, half of them pick
+    /// their (node, point) in proportion to the weights (a campaign passes rarely reached
+    /// pairs heavy), the other half uniformly as without. Without weights the draws are
+    /// exactly those of [`Nemesis::schedule`].
+    pub fn schedule_weighted(
+        seed: u64,
+        knobs: &Knobs,
+        shape: &Shape,
+        weights: Option<&PointWeights>,
+    ) -> Schedule {
         let mut rngs: BTreeMap<FaultKind, ChaCha8Rng> = BTreeMap::new();
         let mut arrivals = Vec::new();
         for (index, kind) in FaultKind::ALL.into_iter().enumerate() {
@@ -119,6 +188,7 @@ impl Nemesis {
         }
         arrivals.sort();
         let mut planner = Planner::new(shape);
+        planner.weights = weights.filter(|w| !w.is_empty());
         for (t, kind) in arrivals {
             if let Some(rng) = rngs.get_mut(&kind) {
                 planner.place(kind, t, rng);
@@ -177,11 +247,14 @@ struct Planner<'a> {
     /// Per network-wide kind (and partitions, which never overlap), the end of its last fault.
     global_free_at: BTreeMap<FaultKind, u64>,
     entries: Vec<ScheduleEntry>,
+    /// Steers triggered faults (see [`Nemesis::schedule_weighted`]).
+    weights: Option<&'a PointWeights>,
 }
 
 impl<'a> Planner<'a> {
     fn new(shape: &'a Shape) -> Self {
         Self {
+            weights: None,
             shape,
             allowed: allowed_faulty(shape.nodes.len()),
             horizon: ms(shape.duration),
@@ -434,9 +507,21 @@ impl<'a> Planner<'a> {
     /// mid-way through whatever that point is part of) or a concurrent status write lands on
     /// that node. Neither counts against the budget: both are instantaneous.
     fn triggered(&mut self, rng: &mut ChaCha8Rng, t: u64) -> Option<()> {
-        let points = self.shape.trigger_points();
-        let point = points.choose(rng)?.to_string();
-        let node = self.node(rng.random_range(0..self.shape.nodes.len()));
+        let steered = match self.weights {
+            Some(w) if rng.random_bool(0.5) => w.choose(rng),
+            _ => None,
+        };
+        let (point, node) = match steered {
+            Some((node, point)) => (point.to_string(), node.to_string()),
+            None => {
+                let points = self.shape.trigger_points();
+                let point = points.choose(rng)?.to_string();
+                (
+                    point,
+                    self.node(rng.random_range(0..self.shape.nodes.len())),
+                )
+            }
+        };
         let status = self.shape.statuses.choose(rng).cloned();
         let fault = match status {
             Some(status) if rng.random_bool(0.5) => Fault::StatusChange {

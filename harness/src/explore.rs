@@ -4,8 +4,10 @@
 //! replay command and, with an output directory, a run file. Memory stays flat: each run's
 //! result (and its trace) is dropped as soon as its verdict is recorded.
 
+use crate::coverage::{CoverageMap, RunCoverage};
+use crate::guided::{explore_guided, Guidance};
 use crate::oracle::Violation;
-use crate::run::{run, RunResult};
+use crate::run::{run_with_ledger, RunResult};
 use crate::runfile::RunFile;
 use crate::spec::RunSpec;
 use serde::{Deserialize, Serialize};
@@ -82,6 +84,8 @@ pub struct ExploreConfig {
     pub stop_after_first: bool,
     /// Where to write a run file per failure (`None`: write nothing).
     pub out: Option<PathBuf>,
+    /// Coverage feedback (`None`: plain swarm seeds, see [`crate::guided`]).
+    pub guidance: Option<Guidance>,
 }
 
 /// One violation found by a campaign.
@@ -94,6 +98,10 @@ pub struct Found {
     pub replay: String,
     /// The run file written for it, if any.
     pub file: Option<PathBuf>,
+    /// The run's index in a guided campaign (its schedule is its own, not the seed's: only
+    /// the run file replays it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
     /// The violation as the oracle describes it.
     #[serde(default)]
     pub message: String,
@@ -125,6 +133,39 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_violation_s: Option<f64>,
     pub violations: Vec<Found>,
+    /// Distinct coverage features the campaign reached (see [`crate::coverage`]).
+    #[serde(default)]
+    pub features: usize,
+    /// Catalogued fail points at which no armed action fired.
+    #[serde(default)]
+    pub fail_points_never_fired: Vec<String>,
+    /// Catalogued fail points no node reached.
+    #[serde(default)]
+    pub fail_points_never_reached: Vec<String>,
+    /// The corpus of a guided campaign.
+    #[serde(default)]
+    pub corpus: Option<CorpusSummary>,
+    /// (runs, features) every [`CURVE_STEP`] runs: how coverage grew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_curve: Vec<(u64, usize)>,
+}
+
+/// Runs between two points of [`Summary::feature_curve`].
+pub const CURVE_STEP: u64 = 100;
+
+/// The corpus line of a guided campaign's summary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CorpusSummary {
+    /// Entries at the end (loaded ones included).
+    pub entries: usize,
+    /// Entries this campaign added.
+    pub added: usize,
+    /// Where it was loaded from and saved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Why it could not be loaded or saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Summary {
@@ -139,7 +180,20 @@ impl Summary {
             sim_s,
             first_violation_s: None,
             violations,
+            features: 0,
+            fail_points_never_fired: Vec::new(),
+            fail_points_never_reached: Vec::new(),
+            corpus: None,
+            feature_curve: Vec::new(),
         }
+    }
+
+    /// Fills in the coverage figures of `map`.
+    pub fn with_coverage(mut self, map: &CoverageMap) -> Self {
+        self.features = map.feature_count();
+        self.fail_points_never_fired = map.never_fired();
+        self.fail_points_never_reached = map.never_reached();
+        self
     }
 
     /// The one summary line of a campaign.
@@ -170,6 +224,31 @@ impl Summary {
             .iter()
             .filter_map(|p| p.first_violation_s)
             .reduce(f64::min);
+        // Feature sets cannot be united from counts: the largest is a lower bound (merge the
+        // corpus directories for the exact figure). A point unfired anywhere is unfired.
+        merged.features = parts.iter().map(|p| p.features).max().unwrap_or(0);
+        let with_coverage: Vec<&Summary> = parts.iter().filter(|p| p.features > 0).collect();
+        let everywhere = |list: fn(&Summary) -> &Vec<String>| -> Vec<String> {
+            let Some(first) = with_coverage.first() else {
+                return Vec::new();
+            };
+            list(first)
+                .iter()
+                .filter(|p| with_coverage.iter().all(|s| list(s).contains(p)))
+                .cloned()
+                .collect()
+        };
+        merged.fail_points_never_fired = everywhere(|s| &s.fail_points_never_fired);
+        merged.fail_points_never_reached = everywhere(|s| &s.fail_points_never_reached);
+        let corpora: Vec<&CorpusSummary> = parts.iter().filter_map(|p| p.corpus.as_ref()).collect();
+        if !corpora.is_empty() {
+            merged.corpus = Some(CorpusSummary {
+                entries: corpora.iter().map(|c| c.entries).max().unwrap_or(0),
+                added: corpora.iter().map(|c| c.added).sum(),
+                dir: None,
+                error: None,
+            });
+        }
         merged
     }
 
@@ -297,10 +376,34 @@ struct Tally {
     stop: AtomicBool,
     first_violation: Mutex<Option<Duration>>,
     violations: Mutex<Vec<Found>>,
+    /// Every run's coverage (counts only add up: the same map whatever the order).
+    coverage: Mutex<CoverageMap>,
+    curve: Mutex<Vec<(u64, usize)>>,
 }
 
 /// Runs the campaign; `on_event` is called from the worker threads.
 pub fn explore(config: &ExploreConfig, on_event: &(dyn Fn(Event<'_>) + Sync)) -> Summary {
+    if let Some(guidance) = &config.guidance {
+        let started = Instant::now();
+        let outcome = explore_guided(config, guidance, on_event);
+        let wall_s = started.elapsed().as_secs_f64();
+        let mut summary = Summary::new(
+            outcome.runs,
+            wall_s,
+            outcome.sim_ms as f64 / 1000.0,
+            outcome.violations,
+        )
+        .with_coverage(&outcome.coverage);
+        summary.first_violation_s = outcome.first_violation.map(|d| d.as_secs_f64());
+        summary.feature_curve = outcome.feature_curve;
+        summary.corpus = Some(CorpusSummary {
+            entries: outcome.corpus_entries,
+            added: outcome.corpus_added,
+            dir: guidance.corpus.clone(),
+            error: outcome.corpus_error,
+        });
+        return summary;
+    }
     let tally = Tally {
         started: Instant::now(),
         next: AtomicU64::new(0),
@@ -310,6 +413,8 @@ pub fn explore(config: &ExploreConfig, on_event: &(dyn Fn(Event<'_>) + Sync)) ->
         stop: AtomicBool::new(false),
         first_violation: Mutex::new(None),
         violations: Mutex::new(Vec::new()),
+        coverage: Mutex::new(CoverageMap::default()),
+        curve: Mutex::new(Vec::new()),
     };
     let total = config.total();
     let jobs = total.map_or(config.jobs, |t| {
@@ -337,7 +442,12 @@ pub fn explore(config: &ExploreConfig, on_event: &(dyn Fn(Event<'_>) + Sync)) ->
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
     summary.first_violation_s = first.map(|d| d.as_secs_f64());
-    summary
+    let coverage = tally
+        .coverage
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    summary.feature_curve = tally.curve.into_inner().unwrap_or_else(|p| p.into_inner());
+    summary.with_coverage(&coverage)
 }
 
 /// One worker: pull seeds until the campaign is over.
@@ -352,8 +462,20 @@ fn worker(config: &ExploreConfig, tally: &Tally, on_event: &(dyn Fn(Event<'_>) +
             return;
         };
         let spec = config.spec(seed);
-        let (found, sim_ms) = run_seed(&spec, config.out.as_deref());
+        let (found, sim_ms, coverage) = run_seed(&spec, config.out.as_deref());
         tally.sim_ms.fetch_add(sim_ms, Ordering::Relaxed);
+        if let Some(coverage) = coverage {
+            let mut map = tally.coverage.lock().unwrap_or_else(|p| p.into_inner());
+            map.add(&coverage);
+            if map.runs.is_multiple_of(CURVE_STEP) {
+                let point = (map.runs, map.feature_count());
+                tally
+                    .curve
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(point);
+            }
+        }
         if let Some(found) = found {
             record(config, tally, found, on_event);
         }
@@ -394,19 +516,27 @@ fn record(
         .push(found);
 }
 
-/// Runs one seed; returns its violation (if any) and its simulated milliseconds. The result,
-/// trace included, is dropped here.
-fn run_seed(spec: &RunSpec, out: Option<&Path>) -> (Option<Found>, u64) {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(spec))) {
-        Ok(result) => {
-            let found = result.violation.as_ref().map(|v| found_in(&result, v, out));
-            (found, result.sim_ms)
+/// Runs one seed; returns its violation (if any), its simulated milliseconds and its
+/// coverage. The result, trace included, is dropped here.
+fn run_seed(spec: &RunSpec, out: Option<&Path>) -> (Option<Found>, u64, Option<RunCoverage>) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_with_ledger(spec))) {
+        Ok((result, ledger)) => {
+            let found = result
+                .violation
+                .as_ref()
+                .map(|v| found_in_run(&result, v, out, None));
+            let coverage = RunCoverage::of_run(result.trace.events(), &ledger);
+            (found, result.sim_ms, Some(coverage))
         }
-        Err(panic) => (Some(panicked(spec, panic_message(panic.as_ref()), out)), 0),
+        Err(panic) => {
+            let found = panicked_run(spec, panic_text(panic.as_ref()), out, None);
+            (Some(found), 0, None)
+        }
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// The text of a caught panic.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -414,43 +544,79 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".to_string())
 }
 
-/// The `Found` of a failed run, its run file written to `out`.
-fn found_in(result: &RunResult, v: &Violation, out: Option<&Path>) -> Found {
+/// The `Found` of a failed run (`run`: its index in a guided campaign), its run file written
+/// to `out`.
+pub(crate) fn found_in_run(
+    result: &RunResult,
+    v: &Violation,
+    out: Option<&Path>,
+    run: Option<u64>,
+) -> Found {
     let mut found = Found {
         seed: result.spec.seed,
         invariant: v.invariant.name().to_string(),
         node: v.node.map(|n| n.to_string()),
         replay: replay_command(&result.spec),
         file: None,
+        run: None,
         message: v.to_string(),
         file_error: None,
     };
-    if let Some(dir) = out {
-        save(&mut found, dir, &RunFile::from_result(result));
-    }
+    finish(
+        &mut found,
+        &result.spec,
+        out,
+        run,
+        &RunFile::from_result(result),
+    );
     found
 }
 
 /// The `Found` of a run whose harness panicked (its run file expects nothing).
-fn panicked(spec: &RunSpec, message: String, out: Option<&Path>) -> Found {
+pub(crate) fn panicked_run(
+    spec: &RunSpec,
+    message: String,
+    out: Option<&Path>,
+    run: Option<u64>,
+) -> Found {
     let mut found = Found {
         seed: spec.seed,
         invariant: HARNESS_PANIC.to_string(),
         node: None,
         replay: replay_command(spec),
         file: None,
+        run: None,
         message: format!("the harness panicked: {message}"),
         file_error: None,
     };
-    if let Some(dir) = out {
-        save(&mut found, dir, &RunFile::from_spec(spec));
-    }
+    finish(&mut found, spec, out, run, &RunFile::from_spec(spec));
     found
 }
 
-/// Writes `file` as `dir/seed-<S>-<invariant>.run`, recording the path or the error.
+/// Writes the run file and, for a run whose schedule is not the seed's own (guided or
+/// rare-point runs carry their knobs and schedule), points the replay at that file.
+fn finish(found: &mut Found, spec: &RunSpec, out: Option<&Path>, run: Option<u64>, file: &RunFile) {
+    let own_schedule = spec.schedule.is_some() || spec.knobs.is_some();
+    found.run = run;
+    if let Some(dir) = out {
+        save(found, dir, file);
+    }
+    if own_schedule {
+        found.replay = found.file_replay().unwrap_or_else(|| {
+            "no replay by seed: this run's schedule is its own (explore --out DIR writes its run file)"
+                .to_string()
+        });
+    }
+}
+
+/// Writes `file` as `dir/seed-<S>-<invariant>.run` (`seed-<S>-run-<K>-<invariant>.run` for
+/// run `K` of a guided campaign), recording the path or the error.
 fn save(found: &mut Found, dir: &Path, file: &RunFile) {
-    let path = dir.join(format!("seed-{}-{}.run", found.seed, found.invariant));
+    let name = match found.run {
+        Some(k) => format!("seed-{}-run-{k}-{}.run", found.seed, found.invariant),
+        None => format!("seed-{}-{}.run", found.seed, found.invariant),
+    };
+    let path = dir.join(name);
     let saved = std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))
         .and_then(|()| file.save(&path).map_err(|e| e.to_string()));
@@ -476,6 +642,7 @@ mod tests {
             template,
             stop_after_first: false,
             out: None,
+            guidance: None,
         }
     }
 
@@ -552,6 +719,7 @@ mod tests {
             node: Some("n1".into()),
             replay: "cargo run --release -- replay --seed 3".into(),
             file: None,
+            run: None,
             message: String::new(),
             file_error: None,
         };

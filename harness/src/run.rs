@@ -8,7 +8,7 @@ use crate::oracle::Violation;
 use crate::spec::RunSpec;
 use crate::trace::{HarnessEvent, Trace, TraceKind};
 use crate::workload::{self, WorkloadConfig, WorkloadLog};
-use shardstorm_faults::{budget, Knobs, Schedule};
+use shardstorm_faults::{budget, Knobs, LedgerEntry, Schedule};
 use std::time::Duration;
 
 /// Outcome of one run.
@@ -35,6 +35,12 @@ pub const MAX_LATENCY: Duration = Duration::from_millis(20);
 
 /// Runs one seed.
 pub fn run(spec: &RunSpec) -> RunResult {
+    run_with_ledger(spec).0
+}
+
+/// Runs one seed; also returns the fail-point ledger (reach and fire counts per node and
+/// point), which coverage needs and the trace does not hold.
+pub fn run_with_ledger(spec: &RunSpec) -> (RunResult, Vec<LedgerEntry>) {
     let knobs = spec.resolved_knobs();
     let schedule = spec.resolved_schedule(&knobs);
     let mut builder = ClusterBuilder::new(spec.seed, spec.nodes, spec.shards);
@@ -110,11 +116,12 @@ pub fn run(spec: &RunSpec) -> RunResult {
     let violation = driver.violation.take();
     let trace = std::mem::take(&mut *driver.cluster.recorder.lock());
     let trace_hash = trace.hash();
+    let ledger = driver.cluster.registry.ledger();
     if driver.poisoned {
         // A runtime that panicked mid-step may panic again when dropped: leak it instead.
         std::mem::forget(driver);
     }
-    RunResult {
+    let result = RunResult {
         spec: spec.clone(),
         knobs,
         schedule,
@@ -123,5 +130,6 @@ pub fn run(spec: &RunSpec) -> RunResult {
         trace_hash,
         sim_ms,
         steps,
-    }
+    };
+    (result, ledger)
 }

@@ -8,9 +8,12 @@ use super::error::{CliResult, Outcome};
 use super::progress::{Reporter, ViolationsTo};
 use clap::Args;
 use serde::Serialize;
-use shardstorm_harness::explore::{explore, ExploreConfig, SeedSource, Summary};
+use shardstorm_harness::explore::{explore, Event, ExploreConfig, SeedSource, Summary};
+use shardstorm_harness::guided::{Guidance, Mode};
+use shardstorm_harness::runfile::RunFile;
 use shardstorm_harness::{run as run_spec, RunSpec};
 use shardstorm_node::Bug;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Arguments of `bench`.
@@ -31,6 +34,20 @@ pub struct BenchArgs {
     /// Only these bugs (repeatable) [default: the whole catalogue]
     #[arg(long = "bug", value_name = "NAME")]
     pub bugs: Vec<Bug>,
+    /// Random versus guided side by side: seeds and CPU seconds to the first failure per bug,
+    /// features after --feature-seeds seeds of the fixed node
+    #[arg(long)]
+    pub compare: bool,
+    /// Campaigns per bug and mode in --compare (campaign seeds 0.., fresh seeds offset by
+    /// 1,000,000 per campaign); the table shows the median
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub campaigns: u64,
+    /// Seeds of the fixed-node feature count in --compare (features after 500 and 2,000)
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub feature_seeds: u64,
+    /// A runnable size: 40 throughput seeds, 100 seeds per bug, 300 feature seeds
+    #[arg(long)]
+    pub quick: bool,
 }
 
 /// Time to the first failure with one bug switched on.
@@ -67,6 +84,44 @@ pub struct BenchReport {
     pub bugs: Vec<BugResult>,
     /// Peak resident memory of this process (VmHWM), MiB.
     pub peak_rss_mib: Option<f64>,
+    /// `--compare`: random versus guided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+}
+
+/// One bug, random or guided, in `--compare`.
+#[derive(Debug, Serialize)]
+pub struct ModeResult {
+    pub campaign: u64,
+    /// Runs up to and including the first failing one.
+    pub seeds: Option<u64>,
+    /// CPU seconds of this process until the first failure was reported.
+    pub cpu_s: Option<f64>,
+    pub wall_s: Option<f64>,
+    pub invariant: Option<String>,
+    pub explored: u64,
+    /// The first failure also failed without the bug (not counted as found).
+    pub baseline: bool,
+}
+
+/// One bug both ways, in `--compare`.
+#[derive(Debug, Serialize)]
+pub struct CompareBug {
+    pub bug: String,
+    pub random: Vec<ModeResult>,
+    pub guided: Vec<ModeResult>,
+}
+
+/// Random versus guided.
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub budget: u64,
+    pub bugs: Vec<CompareBug>,
+    /// (runs, features) of the fixed node, random and guided.
+    pub random_features: Vec<(u64, usize)>,
+    pub guided_features: Vec<(u64, usize)>,
+    pub random_cpu_s: Option<f64>,
+    pub guided_cpu_s: Option<f64>,
 }
 
 fn campaign(seeds: SeedSource, jobs: usize, template: RunSpec, stop: bool) -> ExploreConfig {
@@ -77,6 +132,7 @@ fn campaign(seeds: SeedSource, jobs: usize, template: RunSpec, stop: bool) -> Ex
         template,
         stop_after_first: stop,
         out: None,
+        guidance: None,
     }
 }
 
@@ -152,14 +208,162 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// One campaign with `bug` on, random or guided, until its first failure; the failure counts
+/// only if the same run fails without the bug (else `baseline`).
+fn mode_result(bug: Bug, guided: bool, k: u64, budget: u64, jobs: usize) -> ModeResult {
+    let template = RunSpec {
+        bugs: [bug].into(),
+        ..RunSpec::standard(0)
+    };
+    let start = k * 1_000_000;
+    let mut config = campaign(SeedSource::Count { start, n: budget }, jobs, template, true);
+    let dir = std::env::temp_dir().join(format!(
+        "shardstorm-bench-{}-{}-{k}-{guided}",
+        std::process::id(),
+        bug.name()
+    ));
+    config.out = Some(dir.clone());
+    if guided {
+        config.guidance = Some(Guidance {
+            mode: Mode::Guided,
+            campaign_seed: k,
+            corpus: None,
+        });
+    }
+    let cpu_start = cpu_seconds();
+    let first_cpu = Mutex::new(None);
+    let label = format!(
+        "{}{}",
+        if guided { "guided " } else { "random " },
+        bug.name()
+    );
+    let reporter = Reporter::new(&label, config.total(), None, ViolationsTo::Stderr);
+    let summary = explore(&config, &|e| match e {
+        Event::Progress(_) => reporter.on_event(e),
+        Event::Violation(_) => {
+            let mut first = first_cpu.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(cpu_seconds);
+        }
+    });
+    reporter.finish();
+    let first_cpu = first_cpu.into_inner().unwrap_or_else(|p| p.into_inner());
+    let first = summary
+        .violations
+        .iter()
+        .min_by_key(|f| f.run.unwrap_or(f.seed.saturating_sub(start)));
+    let mut result = ModeResult {
+        campaign: k,
+        seeds: None,
+        cpu_s: None,
+        wall_s: None,
+        invariant: None,
+        explored: summary.seeds,
+        baseline: false,
+    };
+    if let Some(first) = first {
+        let spec = first
+            .file
+            .as_ref()
+            .and_then(|f| RunFile::load(f).ok())
+            .map(|f| f.spec);
+        let mut without = spec.unwrap_or_else(|| RunSpec::standard(first.seed));
+        without.bugs.clear();
+        if run_spec(&without).passed() {
+            result.seeds = Some(first.run.unwrap_or(first.seed - start) + 1);
+            result.cpu_s = cpu_start.zip(first_cpu.flatten()).map(|(a, b)| b - a);
+            result.wall_s = summary.first_violation_s;
+            result.invariant = Some(first.invariant.clone());
+        } else {
+            result.baseline = true;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The fixed node's features over `seeds` runs, random or guided; and the CPU seconds.
+fn feature_curve(guided: bool, seeds: u64, jobs: usize) -> (Vec<(u64, usize)>, Option<f64>) {
+    let mut config = campaign(
+        SeedSource::Count { start: 0, n: seeds },
+        jobs,
+        RunSpec::standard(0),
+        false,
+    );
+    if guided {
+        config.guidance = Some(Guidance {
+            mode: Mode::Guided,
+            campaign_seed: 0,
+            corpus: None,
+        });
+    }
+    let label = if guided {
+        "guided features"
+    } else {
+        "random features"
+    };
+    let cpu = cpu_seconds();
+    let summary = explore_quietly(label, &config);
+    let cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a);
+    let mut curve = summary.feature_curve.clone();
+    if curve.last().map(|(n, _)| *n) != Some(summary.seeds) {
+        curve.push((summary.seeds, summary.features));
+    }
+    (curve, cpu)
+}
+
+fn comparison(args: &BenchArgs, bugs: &[Bug], budget: u64, jobs: usize) -> Comparison {
+    let feature_seeds = if args.quick { 300 } else { args.feature_seeds };
+    let (random_features, random_cpu_s) = feature_curve(false, feature_seeds, jobs);
+    let (guided_features, guided_cpu_s) = feature_curve(true, feature_seeds, jobs);
+    let bugs = bugs
+        .iter()
+        .map(|&bug| {
+            let both = |guided| {
+                (0..args.campaigns.max(1))
+                    .map(|k| mode_result(bug, guided, k, budget, jobs))
+                    .collect::<Vec<_>>()
+            };
+            CompareBug {
+                bug: bug.name().to_string(),
+                random: both(false),
+                guided: both(true),
+            }
+        })
+        .collect();
+    Comparison {
+        budget,
+        bugs,
+        random_features,
+        guided_features,
+        random_cpu_s,
+        guided_cpu_s,
+    }
+}
+
+/// The median of the found runs (a campaign that found nothing counts as more than any).
+fn median(results: &[ModeResult], of: impl Fn(&ModeResult) -> Option<f64>) -> Option<f64> {
+    let mut xs: Vec<f64> = results
+        .iter()
+        .map(|r| of(r).unwrap_or(f64::INFINITY))
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    let m = *xs.get(xs.len() / 2)?;
+    m.is_finite().then_some(m)
+}
+
 /// Runs the benchmark and prints a table (or JSON).
 pub fn run(args: &BenchArgs) -> CliResult {
     let jobs = jobs(args.jobs);
+    let (throughput_seeds, bug_budget) = if args.quick {
+        (40, 100)
+    } else {
+        (args.seeds, args.bug_budget)
+    };
     let standard = RunSpec::standard(0);
     let cpu_before = cpu_seconds();
     let seeds = SeedSource::Count {
         start: 0,
-        n: args.seeds,
+        n: throughput_seeds,
     };
     let throughput = explore_quietly(
         "throughput",
@@ -186,18 +390,70 @@ pub fn run(args: &BenchArgs) -> CliResult {
             .filter(|c| *c > 0.0)
             .map(|c| throughput.seeds as f64 / c * 60.0),
         violations: throughput.violations.len(),
-        bugs: bugs
-            .into_iter()
-            .map(|b| bug_result(b, args.bug_budget, jobs))
-            .collect(),
+        bugs: if args.compare {
+            Vec::new()
+        } else {
+            bugs.iter()
+                .map(|b| bug_result(*b, bug_budget, jobs))
+                .collect()
+        },
+        comparison: args
+            .compare
+            .then(|| comparison(args, &bugs, bug_budget, jobs)),
         peak_rss_mib: peak_rss_mib(),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print_table(&report, args.bug_budget);
+        print_table(&report, bug_budget);
+        if let Some(c) = &report.comparison {
+            print_comparison(c);
+        }
     }
     Ok(Outcome::Clean)
+}
+
+fn print_comparison(c: &Comparison) {
+    let cell = |rs: &[ModeResult]| {
+        let seeds = median(rs, |r| r.seeds.map(|s| s as f64));
+        let cpu = median(rs, |r| r.cpu_s);
+        match (seeds, cpu) {
+            (Some(s), Some(cpu)) => format!("{s:>8.0} {cpu:>8.1}"),
+            (Some(s), None) => format!("{s:>8.0} {:>8}", "?"),
+            _ => format!("{:>8} {:>8}", "-", "-"),
+        }
+    };
+    println!(
+        "random vs guided, median over {} campaign(s), budget {} runs each ('-': not found):",
+        c.bugs.first().map_or(0, |b| b.random.len()),
+        c.budget
+    );
+    println!(
+        "{:<38} {:>8} {:>8} | {:>8} {:>8}",
+        "bug", "random", "cpu s", "guided", "cpu s"
+    );
+    for b in &c.bugs {
+        println!("{:<38} {} | {}", b.bug, cell(&b.random), cell(&b.guided));
+    }
+    let at = |curve: &[(u64, usize)], n: u64| {
+        curve
+            .iter()
+            .rfind(|(k, _)| *k <= n)
+            .map_or("-".to_string(), |(k, f)| format!("{f} (after {k})"))
+    };
+    let last = c.random_features.last().map_or(0, |(n, _)| *n);
+    let mut marks: Vec<u64> = [500, 2000].into_iter().filter(|n| *n < last).collect();
+    marks.push(last);
+    for n in marks {
+        println!(
+            "features after {n} seeds of the fixed node: random {}, guided {}",
+            at(&c.random_features, n),
+            at(&c.guided_features, n)
+        );
+    }
+    if let (Some(r), Some(g)) = (c.random_cpu_s, c.guided_cpu_s) {
+        println!("feature campaigns' CPU seconds: random {r:.1}, guided {g:.1}");
+    }
 }
 
 fn print_table(r: &BenchReport, budget: u64) {

@@ -7,6 +7,7 @@ use super::log::LogArgs;
 use super::progress::{Reporter, ViolationsTo};
 use clap::Args;
 use shardstorm_harness::explore::{explore, ExploreConfig, SeedSource, Shard};
+use shardstorm_harness::guided::{Guidance, Mode};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,6 +45,22 @@ pub struct ExploreArgs {
     /// Stop pulling new seeds after the first violation
     #[arg(long)]
     pub stop_on_first: bool,
+    /// Coverage-guided: a corpus of runs that reached new features, mutated and forked
+    /// (--seeds counts every run; failures are run files, replay them by file)
+    #[arg(long, conflicts_with = "rare_points")]
+    pub guided: bool,
+    /// Plain swarm seeds whose triggered faults favour rarely reached fail points
+    #[arg(long)]
+    pub rare_points: bool,
+    /// Seed of the guided campaign's own choices (same seed and seed range: same runs)
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub campaign_seed: u64,
+    /// Load the guided campaign's corpus and coverage from DIR and save them there
+    #[arg(long, value_name = "DIR")]
+    pub corpus: Option<PathBuf>,
+    /// Fail (exit 1) when a catalogued fail point was never reached
+    #[arg(long)]
+    pub require_reached: bool,
 }
 
 impl ExploreArgs {
@@ -66,7 +83,24 @@ impl ExploreArgs {
             template: self.scenario.spec(0),
             stop_after_first: self.stop_on_first,
             out: Some(self.out.clone()),
+            guidance: self.guidance(),
         }
+    }
+
+    /// The feedback these arguments ask for (`--corpus` alone implies `--guided`).
+    pub fn guidance(&self) -> Option<Guidance> {
+        let mode = if self.guided || (self.corpus.is_some() && !self.rare_points) {
+            Mode::Guided
+        } else if self.rare_points {
+            Mode::RarePoints
+        } else {
+            return None;
+        };
+        Some(Guidance {
+            mode,
+            campaign_seed: self.campaign_seed,
+            corpus: self.corpus.clone(),
+        })
     }
 }
 
@@ -85,6 +119,33 @@ pub fn run(args: &ExploreArgs) -> CliResult {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!("summary: {}", summary.line());
+        println!("{}", coverage_line(&summary));
     }
-    Ok(Outcome::failed_if(!summary.violations.is_empty()))
+    if let Some(error) = summary.corpus.as_ref().and_then(|c| c.error.as_ref()) {
+        eprintln!("shardstorm: corpus: {error}");
+    }
+    let unreached = args.require_reached && !summary.fail_points_never_reached.is_empty();
+    if unreached {
+        eprintln!(
+            "shardstorm: fail points never reached: {}",
+            summary.fail_points_never_reached.join(", ")
+        );
+    }
+    Ok(Outcome::failed_if(
+        !summary.violations.is_empty() || unreached,
+    ))
+}
+
+/// The coverage line under the summary: features, fail points never reached or fired, corpus.
+pub fn coverage_line(summary: &shardstorm_harness::explore::Summary) -> String {
+    let mut line = format!(
+        "coverage: {} features; fail points never reached: {}; never fired: {}",
+        summary.features,
+        summary.fail_points_never_reached.len(),
+        summary.fail_points_never_fired.len()
+    );
+    if let Some(c) = &summary.corpus {
+        line.push_str(&format!("; corpus {} entries ({} new)", c.entries, c.added));
+    }
+    line
 }

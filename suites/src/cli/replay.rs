@@ -7,8 +7,10 @@ use super::error::{CliResult, Outcome};
 use super::log::LogArgs;
 use super::runfiles::{RunSource, Source};
 use clap::{ArgGroup, Args};
+use shardstorm_harness::coverage::{Features, RunCoverage};
+use shardstorm_harness::run::run_with_ledger;
 use shardstorm_harness::runfile::BuildMismatch;
-use shardstorm_harness::{run as run_spec, RunResult, RunSpec};
+use shardstorm_harness::{RunResult, RunSpec};
 
 /// Arguments of `replay`.
 #[derive(Args, Debug)]
@@ -27,6 +29,9 @@ pub struct ReplayArgs {
     /// Print only the trace hash
     #[arg(long, conflicts_with_all = ["trace", "condensed"])]
     pub hash_only: bool,
+    /// Print the run's coverage features (one per line, with hit counts)
+    #[arg(long, conflicts_with = "hash_only")]
+    pub coverage: bool,
 }
 
 /// What the replayed run is expected to do (from a run file's `expect-*` lines).
@@ -66,7 +71,19 @@ impl Expectation {
 /// Replays and reports.
 pub fn run(args: &ReplayArgs) -> CliResult {
     let (spec, expectation) = target(args)?;
-    let result = run_spec(&spec);
+    let (result, ledger) = run_with_ledger(&spec);
+    if args.coverage {
+        let features = Features::of_run(result.trace.events(), &ledger);
+        for line in features.describe() {
+            println!("coverage {line}");
+        }
+        println!(
+            "coverage: {} features",
+            RunCoverage::of_run(result.trace.events(), &ledger)
+                .features
+                .len()
+        );
+    }
     if args.hash_only {
         println!("{}", result.trace_hash);
     } else {

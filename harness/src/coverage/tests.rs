@@ -1,0 +1,238 @@
+//! Feature extraction on hand-made traces.
+
+use super::features::{activity, bucket, point_index, ActiveFault, Feature, Features};
+use super::RunCoverage;
+use crate::trace::{TraceEvent, TraceKind};
+use shardstorm_faults::{Counts, LedgerEntry};
+use shardstorm_node::ctx::{NodeStatusWriter as NW, ShardStatusWriter as SW};
+use shardstorm_node::{NodeId, NodeStatus, ProbeEvent, ShardIndex, ShardStatus};
+
+fn probe(t_ms: u64, node: u16, p: ProbeEvent) -> TraceEvent {
+    TraceEvent {
+        t_ms,
+        node: Some(NodeId(node)),
+        kind: TraceKind::Probe(p),
+    }
+}
+
+fn fault(t_ms: u64, text: &str) -> TraceEvent {
+    TraceEvent {
+        t_ms,
+        node: None,
+        kind: TraceKind::Fault(text.parse().expect("fault")),
+    }
+}
+
+/// n1 restarts, recovers metadata, an epoch change starts meanwhile under a partition, and a
+/// shard sync completes; n2 has a fail point fire.
+fn trace() -> Vec<TraceEvent> {
+    vec![
+        probe(0, 1, ProbeEvent::Started),
+        probe(
+            10,
+            1,
+            ProbeEvent::NodeStatus {
+                from: Some(NodeStatus::Standby),
+                to: NodeStatus::RecoverMetadata,
+                writer: NW::N2,
+                task: Some(1),
+            },
+        ),
+        probe(20, 1, ProbeEvent::MetadataRecoveryStart { task: 1 }),
+        fault(3000, "partition n1 n2,n3 for 4.000s"),
+        probe(3100, 1, ProbeEvent::EpochChangeStart { epoch: 2 }),
+        probe(
+            3200,
+            1,
+            ProbeEvent::SyncStart {
+                shard: ShardIndex(4),
+                epoch: 2,
+            },
+        ),
+        probe(
+            3300,
+            1,
+            ProbeEvent::ShardStatus {
+                shard: ShardIndex(4),
+                from: Some(ShardStatus::ActiveSync),
+                to: ShardStatus::Active,
+                writer: SW::S4,
+                epoch: 2,
+            },
+        ),
+        TraceEvent {
+            t_ms: 9000,
+            node: Some(NodeId(2)),
+            kind: TraceKind::FailPoint {
+                point: "sync.metadata.pause".into(),
+                action: "pause".into(),
+            },
+        },
+    ]
+}
+
+fn ledger() -> Vec<LedgerEntry> {
+    let entry = |node: &str, point: &str, reached, fired| LedgerEntry {
+        node: node.into(),
+        point: point.into(),
+        counts: Counts {
+            reached,
+            fired,
+            ignored: 0,
+        },
+    };
+    vec![
+        entry("n1", "sync.fetch_sliver", 5, 0),
+        entry("n2", "sync.fetch_sliver", 3, 0),
+        entry("n2", "sync.metadata.pause", 1, 1),
+    ]
+}
+
+fn has(features: &Features, wanted: Feature) -> Option<u64> {
+    features
+        .counted()
+        .find(|(f, _)| **f == wanted)
+        .map(|(_, n)| n)
+}
+
+#[test]
+fn a_hand_made_trace_yields_the_expected_features() {
+    let f = Features::of_run(&trace(), &ledger());
+    let text = f.describe().join("\n");
+    // Fail points: reached per point over all nodes (5 + 3), fired with the node's activity.
+    let fetch = point_index("sync.fetch_sliver");
+    let pause = point_index("sync.metadata.pause");
+    assert_eq!(
+        has(&f, Feature::PointReached { point: fetch }),
+        Some(8),
+        "{text}"
+    );
+    assert_eq!(has(&f, Feature::PointReached { point: pause }), Some(1));
+    assert_eq!(has(&f, Feature::PointFired { point: pause }), Some(1));
+    assert_eq!(
+        has(
+            &f,
+            Feature::PointFiredIn {
+                point: pause,
+                activity: 0
+            }
+        ),
+        Some(1)
+    );
+    // The node-status transition with its writer, during a restart.
+    let (standby, recover_metadata) = (1, 3);
+    let node = Feature::NodeTransition {
+        from: standby,
+        to: recover_metadata,
+        writer: 2,
+    };
+    assert_eq!(has(&f, node), Some(1), "{text}");
+    let during_restart = Feature::NodeTransitionIn {
+        from: standby,
+        to: recover_metadata,
+        writer: 2,
+        activity: activity::RESTART,
+    };
+    assert_eq!(has(&f, during_restart), Some(1), "{text}");
+    // The shard-status transition: metadata recovery, sync and epoch change all running, the
+    // partition active on the node itself.
+    let (active_sync, active) = (3, 2);
+    let busy = activity::METADATA_RECOVERY | activity::SHARD_SYNC | activity::EPOCH_CHANGE;
+    let shard = Feature::ShardTransitionIn {
+        from: active_sync,
+        to: active,
+        writer: 4,
+        activity: busy,
+    };
+    assert_eq!(has(&f, shard), Some(1), "{text}");
+    let under = Feature::ShardTransitionUnder {
+        from: active_sync,
+        to: active,
+        writer: 4,
+        fault: ActiveFault::Partition,
+        on_self: true,
+    };
+    assert_eq!(has(&f, under), Some(1), "{text}");
+    // Ordered pairs within the window: the epoch change started right before the sync; the
+    // metadata recovery start is too long before the epoch change to pair with it.
+    assert!(
+        text.contains("epoch-change-start then sync-start x1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("metadata-recovery-start then epoch-change-start"),
+        "{text}"
+    );
+    assert!(text.contains("started then node-status:RecoverMetadata x1"));
+    // Nothing names a bug: every feature is a point, a transition, an activity or a pair.
+    assert!(f.describe().iter().all(|line| !line.contains("bug")));
+}
+
+#[test]
+fn hashes_are_stable_sorted_and_bucketed() {
+    let a = RunCoverage::of_run(&trace(), &ledger());
+    let b = RunCoverage::of_run(&trace(), &ledger());
+    assert_eq!(a, b);
+    assert!(a.features.windows(2).all(|w| w[0] < w[1]));
+    // The same feature counted 1 and 2 times hashes differently; 4 and 7 times alike.
+    let f = Feature::PointFired { point: 3 };
+    assert_ne!(f.hash(1), f.hash(2));
+    assert_eq!(f.hash(4), f.hash(7));
+    assert_eq!(
+        [1, 2, 3, 4, 7, 8, 16, 32, 127, 128, 5000].map(bucket),
+        [1, 2, 3, 4, 4, 5, 6, 7, 7, 8, 8]
+    );
+    // A fixed value: hashes must not change between builds or machines.
+    assert_eq!(
+        Feature::NodeTransition {
+            from: 1,
+            to: 2,
+            writer: 3
+        }
+        .hash(1),
+        Feature::NodeTransition {
+            from: 1,
+            to: 2,
+            writer: 3
+        }
+        .hash(1)
+    );
+    // Moments: the shard transition was reached at 3.3 s.
+    let shard = Feature::ShardTransition {
+        from: 3,
+        to: 2,
+        writer: 4,
+    };
+    assert_eq!(a.moment(shard.hash(1)), Some(3300));
+    assert_eq!(
+        a.node_points,
+        [
+            "n1@sync.fetch_sliver",
+            "n2@sync.fetch_sliver",
+            "n2@sync.metadata.pause"
+        ]
+    );
+}
+
+#[test]
+fn a_crash_ends_the_nodes_activity() {
+    let mut t = trace();
+    t.insert(
+        3,
+        TraceEvent {
+            t_ms: 2500,
+            node: Some(NodeId(1)),
+            kind: TraceKind::Harness(crate::trace::HarnessEvent::Crashed),
+        },
+    );
+    let f = Features::of_run(&t, &[]);
+    let text = f.describe().join("\n");
+    // After the crash only the epoch change and the sync run; metadata recovery is gone.
+    let shard = Feature::ShardTransitionIn {
+        from: 3,
+        to: 2,
+        writer: 4,
+        activity: activity::SHARD_SYNC | activity::EPOCH_CHANGE,
+    };
+    assert_eq!(has(&f, shard), Some(1), "{text}");
+}
