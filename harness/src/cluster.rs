@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
+/// Simulated time after which turmoil ends a run as unfinished ([`ClusterBuilder::sim_duration`]
+/// by default); [`crate::RunSpec::validate`] keeps runs well inside it.
+pub const SIMULATION_LIMIT: Duration = Duration::from_secs(3600);
+
 /// How to build a cluster.
 #[derive(Clone)]
 pub struct ClusterBuilder {
@@ -45,7 +49,7 @@ impl ClusterBuilder {
             tick: Duration::from_millis(10),
             min_latency: Duration::from_millis(1),
             max_latency: Duration::from_millis(20),
-            sim_duration: Duration::from_secs(3600),
+            sim_duration: SIMULATION_LIMIT,
         }
     }
 

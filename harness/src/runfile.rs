@@ -37,7 +37,7 @@
 
 use crate::oracle::Invariant;
 use crate::run::RunResult;
-use crate::spec::RunSpec;
+use crate::spec::{RunSpec, SpecError};
 use shardstorm_faults::{KnobsError, ScheduleError};
 use shardstorm_node::{Bug, UnknownBug};
 use std::collections::BTreeSet;
@@ -128,6 +128,8 @@ pub enum RunFileError {
     Knobs { line: usize, source: KnobsError },
     #[error("[schedule] section: {source}")]
     Schedule { source: ScheduleError },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     #[error("missing `seed = N` line")]
     MissingSeed,
     #[error("line {line}: run file written by shardstorm {found}, this is {VERSION}")]
@@ -277,6 +279,9 @@ struct Parts<'a> {
     keys: Vec<(usize, &'a str, &'a str)>,
     knobs: Option<(usize, String)>,
     schedule: Option<String>,
+    /// Lines already in the knobs and the schedule text (so padding is linear, not a recount).
+    knobs_lines: usize,
+    schedule_lines: usize,
 }
 
 impl<'a> Parts<'a> {
@@ -285,6 +290,8 @@ impl<'a> Parts<'a> {
             keys: Vec::new(),
             knobs: None,
             schedule: None,
+            knobs_lines: 0,
+            schedule_lines: 0,
         };
         let mut part = Part::Keys;
         for (i, raw) in text.lines().enumerate() {
@@ -348,15 +355,16 @@ impl<'a> Parts<'a> {
 
     /// Appends a section line, padding with blank lines up to its line number.
     fn section_line(&mut self, part: Part, line: usize, raw: &str) {
-        let text = match part {
-            Part::Knobs => self.knobs.as_mut().map(|(_, t)| t),
-            _ => self.schedule.as_mut(),
+        let (text, have) = match part {
+            Part::Knobs => (self.knobs.as_mut().map(|(_, t)| t), &mut self.knobs_lines),
+            _ => (self.schedule.as_mut(), &mut self.schedule_lines),
         };
         if let Some(text) = text {
-            let have = text.matches('\n').count();
-            text.extend(std::iter::repeat_n('\n', (line - 1).saturating_sub(have)));
+            let pad = (line - 1).saturating_sub(*have);
+            text.extend(std::iter::repeat_n('\n', pad));
             text.push_str(raw);
             text.push('\n');
+            *have += pad + 1;
         }
     }
 }
@@ -493,6 +501,7 @@ impl FromStr for RunFile {
                     .map_err(|source| RunFileError::Schedule { source })?,
             );
         }
+        spec.validate()?;
         Ok(Self {
             spec: resolved(spec),
             expect_invariant: header.expect_invariant,
@@ -670,6 +679,42 @@ mod tests {
         assert!(
             matches!(inv, RunFileError::BadInvariant { line: 2, .. }),
             "{inv:?}"
+        );
+    }
+
+    #[test]
+    fn sizes_and_schedules_the_cluster_cannot_run_are_rejected() {
+        for (extra, message) in [
+            ("shards = 3\n", "shards must be from 4 to 255, found 3"),
+            ("shards = 256\n", "shards must be from 4 to 255, found 256"),
+            ("nodes = 65535\n", "nodes must be from 1 to 64"),
+            (
+                "tick-ms = 18446744073709551615\n",
+                "tick-ms must be from 1 to 1000",
+            ),
+            ("\n[schedule]\n1.000s crash n99\n", "names node `n99`"),
+            (
+                "\n[schedule]\n1.000s failpoint * db.nope return\n",
+                "unknown fail point `db.nope`",
+            ),
+        ] {
+            let err = parse_err(&format!("{}{extra}", minimal()));
+            assert!(matches!(err, RunFileError::Spec(_)), "{err:?}");
+            assert!(err.to_string().contains(message), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn comment_heavy_sections_parse_in_linear_time() {
+        let comments = "# a comment line in the schedule\n".repeat(200_000);
+        let text = format!("{}\n[schedule]\n{comments}1.000s crash n1\n", minimal());
+        let started = std::time::Instant::now();
+        let file: RunFile = text.parse().expect("parses");
+        assert_eq!(file.spec.schedule.map(|s| s.len()), Some(1));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "6 MB of comments took {:?}",
+            started.elapsed()
         );
     }
 
