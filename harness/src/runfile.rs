@@ -83,6 +83,78 @@ pub struct BuildMismatch {
     pub written: String,
 }
 
+/// A replay compared with what its run file expects: the one meaning of "reproduced" that
+/// `shardstorm replay` and the regression suite share. A run reproduces when it ends in the
+/// expected invariant (or passes when a pass is expected); the trace hash is compared and
+/// reported, and a changed hash is a failure only when asked for (`--strict-hash`), since most
+/// node changes move the trace without touching the verdict a regression pins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replayed {
+    /// The expected invariant (`None`: a pass).
+    pub expected: Option<String>,
+    /// The invariant the replay violated (`None`: it passed).
+    pub got: Option<String>,
+    /// The recorded trace hash, if any.
+    pub expected_hash: Option<String>,
+    pub hash: String,
+    /// The file was written by another build.
+    pub build: Option<BuildMismatch>,
+}
+
+impl Replayed {
+    /// The verdict is the expected one.
+    pub fn reproduced(&self) -> bool {
+        self.got == self.expected
+    }
+
+    /// A hash was recorded and the replay's differs.
+    pub fn hash_changed(&self) -> bool {
+        self.expected_hash.as_ref().is_some_and(|h| *h != self.hash)
+    }
+
+    /// Reproduced, and with `strict_hash` also the same trace.
+    pub fn passes(&self, strict_hash: bool) -> bool {
+        self.reproduced() && !(strict_hash && self.hash_changed())
+    }
+
+    /// Why the replay does not pass (empty when it does), the build named when it differs.
+    pub fn mismatches(&self, strict_hash: bool) -> Vec<String> {
+        let show = |i: &Option<String>| i.clone().unwrap_or_else(|| "pass".into());
+        let mut out = Vec::new();
+        if !self.reproduced() {
+            out.push(format!(
+                "expected {}, got {}",
+                show(&self.expected),
+                show(&self.got)
+            ));
+        }
+        if strict_hash && self.hash_changed() {
+            out.push(format!(
+                "expected trace {}, got {}",
+                self.expected_hash.as_deref().unwrap_or_default(),
+                self.hash
+            ));
+        }
+        if let Some(build) = self.build.as_ref().filter(|_| !out.is_empty()) {
+            out.push(build.to_string());
+        }
+        out
+    }
+
+    /// The warning for a changed hash that is not a failure (`None` when none is due).
+    pub fn hash_warning(&self, strict_hash: bool) -> Option<String> {
+        if strict_hash || !self.hash_changed() {
+            return None;
+        }
+        Some(format!(
+            "trace {} differs from the recorded {} (same verdict, so the node's behaviour \
+             changed along the way; --strict-hash makes this a failure)",
+            self.hash,
+            self.expected_hash.as_deref().unwrap_or_default()
+        ))
+    }
+}
+
 /// A run file that cannot be read, parsed or written.
 #[derive(Debug, thiserror::Error)]
 pub enum RunFileError {
@@ -182,6 +254,25 @@ impl RunFile {
             .map(|written| BuildMismatch {
                 written: written.clone(),
             })
+    }
+
+    /// Compares a replay of this file with what the file expects.
+    pub fn compare(&self, result: &RunResult) -> Replayed {
+        Replayed {
+            expected: self.expect_invariant.clone(),
+            got: result
+                .violation
+                .as_ref()
+                .map(|v| v.invariant.name().to_string()),
+            expected_hash: self.expect_hash.clone(),
+            hash: result.trace_hash.clone(),
+            build: self.build_mismatch(),
+        }
+    }
+
+    /// True when the file says what its replay should do (an `expect-*` line).
+    pub fn expects(&self) -> bool {
+        self.expect_invariant.is_some() || self.expect_hash.is_some()
     }
 
     /// Reads and parses a run file.
@@ -716,6 +807,32 @@ mod tests {
             "6 MB of comments took {:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn reproduced_means_the_same_verdict_and_a_hash_change_is_a_warning() {
+        let replayed = |got: Option<&str>, hash: &str| Replayed {
+            expected: Some("liveness".into()),
+            got: got.map(str::to_string),
+            expected_hash: Some("00000000000000aa".into()),
+            hash: hash.into(),
+            build: None,
+        };
+        let same = replayed(Some("liveness"), "00000000000000aa");
+        assert!(same.passes(true) && same.hash_warning(false).is_none());
+        let moved = replayed(Some("liveness"), "00000000000000bb");
+        assert!(moved.reproduced() && moved.passes(false) && !moved.passes(true));
+        assert!(moved.mismatches(false).is_empty());
+        assert!(moved
+            .hash_warning(false)
+            .is_some_and(|w| w.contains("--strict-hash")));
+        assert_eq!(
+            moved.mismatches(true),
+            ["expected trace 00000000000000aa, got 00000000000000bb"]
+        );
+        let lost = replayed(None, "00000000000000aa");
+        assert!(!lost.passes(false));
+        assert_eq!(lost.mismatches(false), ["expected liveness, got pass"]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::args::{jobs, parse_jobs};
 use super::error::{CliResult, Outcome};
-use super::progress::{Reporter, ViolationsTo};
+use super::progress::{measured, Reporter, ViolationsTo};
 use clap::Args;
 use serde::Serialize;
 use shardstorm_harness::explore::{explore, ExploreConfig, SeedSource, Summary};
@@ -161,9 +161,12 @@ pub fn run(args: &BenchArgs) -> CliResult {
         start: 0,
         n: args.seeds,
     };
-    let throughput = explore_quietly(
-        "throughput",
-        &campaign(seeds, jobs, standard.clone(), false),
+    let throughput = measured(
+        "bench: throughput",
+        explore_quietly(
+            "throughput",
+            &campaign(seeds, jobs, standard.clone(), false),
+        ),
     );
     let cpu_s = cpu_before.zip(cpu_seconds()).map(|(a, b)| b - a);
     let bugs = if args.bugs.is_empty() {
@@ -188,7 +191,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         violations: throughput.violations.len(),
         bugs: bugs
             .into_iter()
-            .map(|b| bug_result(b, args.bug_budget, jobs))
+            .map(|b| measured("bench: bug", bug_result(b, args.bug_budget, jobs)))
             .collect(),
         peak_rss_mib: peak_rss_mib(),
     };
