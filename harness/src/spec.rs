@@ -370,9 +370,12 @@ mod tests {
         assert_eq!(spec.validate(), Ok(()));
     }
 
+    /// An edit of the standard spec and the error it must cause.
+    type Case = (fn(&mut RunSpec), &'static str);
+
     #[test]
     fn sizes_out_of_range_are_named() {
-        let cases: [(fn(&mut RunSpec), &str); 7] = [
+        let cases: [Case; 7] = [
             (|s| s.shards = 3, "shards must be from 4 to 255, found 3"),
             (
                 |s| s.shards = 256,

@@ -29,7 +29,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "J", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Only these bugs (repeatable) [default: the whole catalogue]
-    #[arg(long = "bug", value_name = "NAME")]
+    #[arg(long = "bug", value_name = "NAME", value_parser = super::args::bug_parser())]
     pub bugs: Vec<Bug>,
 }
 
