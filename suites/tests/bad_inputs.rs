@@ -3,8 +3,8 @@
 //! and past every boundary), an unwritable stdout and `--out`. Each must end with exit 2 and
 //! one line on stderr, never a panic, a hang or an invented violation. Also: Ctrl-C during
 //! `explore` still prints the summary, `merge` counts a file given twice once, the committed
-//! regressions replay through the CLI as the suite expects, and every command of the README
-//! parses and names files that exist.
+//! regressions replay through the CLI as the suite expects, every command of the README
+//! parses and names files that exist, and the wire decoder survives hostile bytes.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -443,4 +443,70 @@ fn every_readme_command_parses_and_names_files_that_exist() {
             text(&o.stderr)
         );
     }
+}
+
+/// The wire decoder on hostile bytes: truncations, bit flips and huge length prefixes of real
+/// messages, and seeded random bytes, all decode to an error or a value, never a panic or an
+/// allocation past the limit.
+#[test]
+fn the_wire_decoder_rejects_bad_bytes_without_panicking() {
+    use shardstorm_node::wire::{decode, encode, Envelope, Request, Response, ServiceError};
+    use shardstorm_node::{BlobId, ShardIndex, SliverType};
+    const LIMIT: usize = 1 << 16;
+    let request = Request::SyncShard {
+        shard: ShardIndex(3),
+        ty: SliverType::Primary,
+        start: BlobId([7; 32]),
+        count: 10,
+        epoch: 2,
+    };
+    let envelope = Envelope {
+        sender: Some(shardstorm_node::NodeId(1)),
+        payload: encode(&request, LIMIT).expect("encode"),
+        signature: Some(vec![9; 64]),
+    };
+    let responses = [
+        Response::Slivers(vec![(BlobId([1; 32]), vec![1, 2, 3])]),
+        Response::Error(ServiceError::Internal("x".into())),
+    ];
+    let mut samples: Vec<Vec<u8>> = vec![encode(&envelope, LIMIT).expect("encode")];
+    samples.extend(responses.iter().map(|r| encode(r, LIMIT).expect("encode")));
+    let mut inputs: Vec<Vec<u8>> = Vec::new();
+    for sample in &samples {
+        inputs.extend((0..sample.len()).map(|n| sample[..n].to_vec()));
+        for i in 0..sample.len() {
+            for bit in [0x01u8, 0x80, 0xff] {
+                let mut flipped = sample.clone();
+                flipped[i] ^= bit;
+                inputs.push(flipped);
+            }
+        }
+        // A length prefix claiming u64::MAX bytes at every position.
+        for i in 0..sample.len().saturating_sub(8) {
+            let mut huge = sample.clone();
+            huge[i..i + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+            inputs.push(huge);
+        }
+    }
+    let mut state = 0x5eed_u64;
+    for len in 0..300 {
+        let bytes = (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 56) as u8
+            })
+            .collect();
+        inputs.push(bytes);
+    }
+    for input in &inputs {
+        let outcome = std::panic::catch_unwind(|| {
+            let _ = decode::<Envelope>(input, LIMIT);
+            let _ = decode::<Request>(input, LIMIT);
+            let _ = decode::<Response>(input, LIMIT);
+        });
+        assert!(outcome.is_ok(), "the decoder panicked on {input:?}");
+    }
+    assert!(decode::<Envelope>(&samples[0][..5], LIMIT).is_err());
 }
