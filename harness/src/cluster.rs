@@ -138,10 +138,7 @@ impl ClusterBuilder {
 fn install_hit_observer(registry: &Registry, recorder: &Recorder) {
     let recorder = recorder.clone();
     registry.set_hit_observer(Box::new(move |node, point, action| {
-        let node = node
-            .strip_prefix('n')
-            .and_then(|n| n.parse().ok())
-            .map(NodeId);
+        let node = NodeId::from_host(node);
         recorder.record(
             node,
             TraceKind::FailPoint {

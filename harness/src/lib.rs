@@ -12,6 +12,7 @@ pub mod driver;
 pub mod explore;
 pub mod interrupt;
 pub mod oracle;
+pub mod panics;
 pub mod report;
 pub mod run;
 pub mod runfile;
@@ -23,6 +24,7 @@ pub mod workload;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use oracle::{Invariant, Violation};
+pub use panics::panic_message;
 pub use run::{run, RunResult};
 pub use spec::{RunSpec, SpecError};
 pub use trace::{Recorder, Trace, TraceEvent, TraceKind};

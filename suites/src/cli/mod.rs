@@ -111,7 +111,16 @@ fn dispatch(command: &Command) -> CliResult {
         Command::Replay(args) => replay::run(args),
         Command::CheckDeterminism(args) => determinism::run(args),
         Command::Merge(args) => merge::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => {
+            let outcome = bench::run(args);
+            if interrupt::interrupted() {
+                eprintln!(
+                    "shardstorm: bench: interrupted: the measurements after the interruption \
+                     explored few or no seeds (the lines printed before it are complete)"
+                );
+            }
+            outcome
+        }
         Command::Shrink(args) => shrink::run(args),
         Command::Report(args) => report::run(args),
     }
