@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./.ci/run
-cargo run --release --quiet -- explore --seeds "${PR_SEEDS:-100}" --out regressions/pr --json
+cargo run --release --quiet -- explore --seeds "${PR_SEEDS:-100}" --out out/pr --json
 cargo run --release --quiet -- check-determinism --seeds "${PR_DETERMINISM_SEEDS:-10}" --fresh-process

@@ -236,6 +236,11 @@ fn an_unwritable_out_dir_is_refused_before_the_campaign() {
     let line = assert_usage_error(&args, &shardstorm(&args));
     assert!(line.contains("cannot write to"), "{line}");
     assert!(started.elapsed() < Duration::from_secs(20), "no seed ran");
+    // shrink checks its output directory before minutes of shrinking, too.
+    let target = file.join("min.run");
+    let args = strings(&["shrink", "--seed", "1", "-o", path_str(&target)]);
+    let line = assert_usage_error(&args, &shardstorm(&args));
+    assert!(line.contains("cannot write to"), "{line}");
 }
 
 #[test]
