@@ -156,7 +156,17 @@ struct PendingBounce {
 }
 
 fn node_of(host: &str) -> Option<NodeId> {
-    NodeId::from_host(host)
+    host.strip_prefix('n')
+        .and_then(|n| n.parse().ok())
+        .map(NodeId)
+}
+
+fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "non-string panic".to_string())
 }
 
 /// Runs `body` as the client of `cluster` until it returns, under the safety oracle (for nodes
@@ -219,13 +229,7 @@ where
         steps += 1;
         let sim = &mut cluster.sim;
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()))
-            .unwrap_or_else(|panic| {
-                Err(format!(
-                    "a host panicked: {}",
-                    shardstorm_harness::panic_message(panic.as_ref())
-                )
-                .into())
-            });
+            .unwrap_or_else(|panic| Err(format!("a host panicked: {}", panic_text(panic)).into()));
         {
             let trace = cluster.recorder.lock();
             while let Some(v) = oracle.check_new(trace.events()) {
