@@ -2,7 +2,7 @@
 
 use crate::cluster::Cluster;
 use crate::control::{Control, ControlCommand};
-use crate::trace::TraceKind;
+use crate::trace::{HarnessEvent, TraceKind};
 use shardstorm_faults::Fault;
 use shardstorm_node::{NodeId, NodeStatus};
 use std::sync::atomic::Ordering;
@@ -36,7 +36,7 @@ pub fn apply(
 ) -> Vec<(Duration, Undo)> {
     cluster
         .recorder
-        .record_at(cluster.now_ms(), None, TraceKind::Fault(fault_text(fault)));
+        .record_at(cluster.now_ms(), None, TraceKind::Fault(fault.clone()));
     if cluster.registry.apply(fault).unwrap_or(false) {
         return Vec::new();
     }
@@ -156,10 +156,11 @@ fn status_change(
     if status == NodeStatus::RecoveryCatchUp {
         deferred.push((node, status));
     } else {
-        let text = format!("status {status} skipped (not written from outside by the protocol)");
-        cluster
-            .recorder
-            .record_at(cluster.now_ms(), Some(node), TraceKind::Harness(text));
+        cluster.recorder.record_at(
+            cluster.now_ms(),
+            Some(node),
+            TraceKind::Harness(HarnessEvent::StatusSkipped(status)),
+        );
     }
 }
 
@@ -200,15 +201,4 @@ pub fn undo(cluster: &mut Cluster, undo: &Undo, max_latency: Duration) {
             }
         }
     }
-}
-
-/// The schedule text of one fault.
-pub fn fault_text(fault: &Fault) -> String {
-    let entry = shardstorm_faults::ScheduleEntry::Timed {
-        at: Duration::ZERO,
-        fault: fault.clone(),
-    };
-    let text = entry.to_string();
-    text.split_once(' ')
-        .map_or(text.clone(), |(_, rest)| rest.to_string())
 }

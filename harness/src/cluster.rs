@@ -2,7 +2,7 @@
 //! node, the shared chain, each node's simulated disk and switches (held outside the host so
 //! they survive crashes), the fail-point registry, and the trace recorder.
 
-use crate::trace::{Recorder, TraceKind};
+use crate::trace::{HarnessEvent, Recorder, TraceKind};
 use shardstorm_faults::Registry;
 use shardstorm_node::blob::EncodingConfig;
 use shardstorm_node::ctx::Switches;
@@ -206,7 +206,7 @@ impl Cluster {
         self.recorder.record_at(
             self.now_ms(),
             Some(node),
-            TraceKind::Harness("crashed".into()),
+            TraceKind::Harness(HarnessEvent::Crashed),
         );
     }
 
@@ -223,7 +223,7 @@ impl Cluster {
         self.recorder.record_at(
             self.now_ms(),
             Some(node),
-            TraceKind::Harness("restarted".into()),
+            TraceKind::Harness(HarnessEvent::Restarted),
         );
     }
 

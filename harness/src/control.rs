@@ -1,7 +1,7 @@
 //! The control client: a turmoil client that carries out, inside the simulation, what the
 //! driver asks of running nodes (direct status writes, the final audit's snapshots and reads).
 
-use crate::trace::{Recorder, TraceKind};
+use crate::trace::{HarnessEvent, Recorder, TraceKind};
 use crate::workload;
 use futures::StreamExt;
 use shardstorm_node::blob::EncodingConfig;
@@ -90,7 +90,7 @@ async fn run(
                 if let Some(e) = outcome {
                     recorder.record(
                         Some(node),
-                        TraceKind::Harness(format!("status change not applied: {e}")),
+                        TraceKind::Harness(HarnessEvent::StatusChangeNotApplied(e)),
                     );
                 }
             }

@@ -136,7 +136,7 @@ pub fn describe(seed: u64, result: &Result<String, Divergence>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{TraceEvent, TraceKind};
+    use crate::trace::{HarnessEvent, TraceEvent, TraceKind};
 
     fn small_spec(seed: u64) -> RunSpec {
         let mut spec = RunSpec::standard(seed);
@@ -151,7 +151,7 @@ mod tests {
             t.push(TraceEvent {
                 t_ms: i as u64,
                 node: None,
-                kind: TraceKind::Harness(l.to_string()),
+                kind: TraceKind::Harness(HarnessEvent::Note(l.to_string())),
             });
         }
         t

@@ -7,9 +7,10 @@ use crate::apply::{self, Undo};
 use crate::churn::{next_committee, top_gainer};
 use crate::cluster::Cluster;
 use crate::control::{Control, ControlCommand};
-use crate::oracle::{audit, AuditInput, Invariant, SafetyOracle, Violation};
+use crate::monitor::{Monitor, Stepped};
+use crate::oracle::{audit, AuditInput, AuditPoint, Invariant, SafetyOracle, Violation};
 use crate::spec::RunSpec;
-use crate::trace::TraceKind;
+use crate::trace::{ChainNote, HarnessEvent, TraceKind};
 use crate::trigger::Trigger;
 use crate::workload::WorkloadLog;
 use rand::SeedableRng;
@@ -30,7 +31,7 @@ const STATUS_LEAD_MS: u64 = 200;
 pub struct Driver {
     pub cluster: Cluster,
     pub control: Control,
-    pub oracle: SafetyOracle,
+    pub monitor: Monitor,
     pub workload: WorkloadLog,
     knobs: Knobs,
     timed: Vec<(Duration, shardstorm_faults::Fault)>,
@@ -55,16 +56,6 @@ pub struct Driver {
     pub poisoned: bool,
 }
 
-/// The text of a caught panic.
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    let text = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "non-string panic".to_string());
-    format!("a node panicked: {text}")
-}
-
 impl Driver {
     pub fn new(
         cluster: Cluster,
@@ -73,6 +64,7 @@ impl Driver {
         spec: &RunSpec,
         knobs: Knobs,
         schedule: &Schedule,
+        oracle: SafetyOracle,
     ) -> Self {
         let (seed, epochs, max_latency) = (spec.seed, spec.epochs, crate::run::MAX_LATENCY);
         let mut timed = Vec::new();
@@ -88,11 +80,10 @@ impl Driver {
                 } => triggered.push(Trigger::new(point, node, *after, fault)),
             }
         }
-        let oracle = SafetyOracle::new(cluster.chain.clone());
         Self {
             cluster,
             control,
-            oracle,
+            monitor: Monitor::new(oracle, Some(workload.clone())),
             workload,
             next_epoch_ms: knobs.epoch_ms,
             knobs,
@@ -118,19 +109,18 @@ impl Driver {
         self.cluster.now_ms()
     }
 
-    fn log(&self, text: String) {
+    fn log(&self, event: HarnessEvent) {
         self.cluster
             .recorder
-            .record_at(self.now_ms(), None, TraceKind::Harness(text));
+            .record_at(self.now_ms(), None, TraceKind::Harness(event));
     }
 
-    /// One simulation step plus the oracle; false once a violation was found.
+    /// One simulation step under the oracle; false once a violation was found.
     fn step(&mut self) -> bool {
         self.steps += 1;
-        let sim = &mut self.cluster.sim;
-        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()))
-            .unwrap_or_else(|panic| Err(panic_message(panic).into()));
-        if let Err(e) = stepped {
+        let first_new = self.cluster.recorder.lock().len();
+        let mut found = Vec::new();
+        if let Stepped::Failed(e) = self.monitor.step(&mut self.cluster, &mut found) {
             self.poisoned = true;
             let context = {
                 let trace = self.cluster.recorder.lock();
@@ -141,38 +131,25 @@ impl Driver {
                 node: None,
                 shard: None,
                 t_ms: self.now_ms(),
-                message: e
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("host failed")
-                    .to_string(),
+                message: e.lines().next().unwrap_or("host failed").to_string(),
                 context,
             });
             return false;
         }
-        let trace = self.cluster.recorder.lock();
-        let first_new = self.oracle_checked();
-        let violation = self.oracle.check_new(trace.events());
-        let fatal: Vec<NodeId> = trace.events()[first_new..]
+        let fatal: Vec<NodeId> = self.cluster.recorder.lock().events()[first_new..]
             .iter()
             .filter(|e| matches!(e.kind, TraceKind::Probe(ProbeEvent::Fatal { .. })))
             .filter_map(|e| e.node)
             .collect();
-        drop(trace);
         let at = self.now_ms() + SUPERVISOR_DELAY_MS;
         for node in fatal {
             self.restarts.entry(node).or_insert(at);
         }
-        if violation.is_some() {
-            self.violation = violation;
+        if let Some(v) = found.into_iter().next() {
+            self.violation = Some(v);
             return false;
         }
         true
-    }
-
-    fn oracle_checked(&self) -> usize {
-        self.oracle.checked()
     }
 
     /// Everything due between two steps of the chaos phase.
@@ -240,7 +217,7 @@ impl Driver {
             self.bring_epoch_change_forward(now + STATUS_LEAD_MS);
         } else if self.liveness_unjudged.is_none() {
             let why = format!("a status write landed during epoch change {epoch}");
-            self.log(format!("liveness will not be judged: {why}"));
+            self.log(HarnessEvent::LivenessWillNotBeJudged(why.clone()));
             self.liveness_unjudged = Some(why);
         }
     }
@@ -323,7 +300,7 @@ impl Driver {
                 self.cluster.recorder.record_at(
                     self.now_ms(),
                     None,
-                    TraceKind::Chain(format!("epoch-change {epoch} {summary}")),
+                    TraceKind::Chain(ChainNote::EpochChange { epoch, summary }),
                 );
                 true
             }
@@ -364,7 +341,7 @@ impl Driver {
 
     /// Heals every fault and restarts every down node.
     fn heal(&mut self) {
-        self.log("heal".into());
+        self.log(HarnessEvent::Heal);
         self.workload.stop();
         self.deferred_status.clear();
         for (selector, point, _) in self.cluster.registry.rules() {
@@ -388,7 +365,7 @@ impl Driver {
                 self.cluster.recorder.record_at(
                     self.now_ms(),
                     Some(node),
-                    TraceKind::Harness(format!("heal restart: {reason}")),
+                    TraceKind::Harness(HarnessEvent::HealRestart(reason)),
                 );
                 self.cluster.restart(node);
             }
@@ -404,7 +381,11 @@ impl Driver {
         if pending.contains(&node) {
             return Some("fatal error");
         }
-        self.oracle.nodes.get(&node).and_then(|m| m.needs_restart())
+        self.monitor
+            .oracle
+            .nodes
+            .get(&node)
+            .and_then(|m| m.needs_restart())
     }
 
     /// The liveness phase; returns the audit's violations (empty when converged).
@@ -430,8 +411,16 @@ impl Driver {
                 if let Some(data) = self.control.take_audit() {
                     audit_pending = false;
                     last = self.judge_audit(&data, now);
+                    if let Some(v) = last.iter().find(|v| {
+                        !matches!(
+                            v.invariant,
+                            Invariant::Liveness | Invariant::Reconstructible
+                        )
+                    }) {
+                        return Some(v.clone());
+                    }
                     if last.is_empty() {
-                        self.log("converged".into());
+                        self.log(HarnessEvent::Converged);
                         return None;
                     }
                 }
@@ -452,7 +441,7 @@ impl Driver {
             }
         }
         if let Some(why) = unjudged {
-            self.log(format!("liveness not judged: {why}"));
+            self.log(HarnessEvent::LivenessNotJudged(why));
             return None;
         }
         let stuck = (!final_epoch).then(|| self.stuck_epoch_change());
@@ -503,7 +492,15 @@ impl Driver {
         }
     }
 
-    fn judge_audit(&self, data: &crate::control::AuditData, now: u64) -> Vec<Violation> {
+    /// The final audit: first every node's stored state (a safety violation there is
+    /// reported as such), then convergence.
+    fn judge_audit(&mut self, data: &crate::control::AuditData, now: u64) -> Vec<Violation> {
+        let mut safety = Vec::new();
+        self.monitor
+            .audit_all(&self.cluster, AuditPoint::End, &mut safety);
+        if !safety.is_empty() {
+            return safety;
+        }
         let truths = self.workload.truths();
         let mut found = audit(&AuditInput {
             chain: &self.cluster.chain,
@@ -548,7 +545,7 @@ impl Driver {
         let chain = &self.cluster.chain;
         let committee = chain.committee(chain.epoch()).unwrap_or_default();
         self.cluster.nodes.keys().all(|node| {
-            let Some(m) = self.oracle.nodes.get(node) else {
+            let Some(m) = self.monitor.oracle.nodes.get(node) else {
                 return false;
             };
             let owned: BTreeSet<_> = committee.shards_of(*node);

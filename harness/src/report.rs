@@ -7,7 +7,7 @@
 
 use crate::oracle::Violation;
 use crate::run::RunResult;
-use crate::trace::{TraceEvent, TraceKind};
+use crate::trace::{ChainNote, HarnessEvent, TraceEvent, TraceKind};
 use shardstorm_faults::{fmt_secs, Fault, FaultKind, Knobs, Selector};
 use shardstorm_node::{NodeId, NodeStatus, ProbeEvent, ShardIndex, ShardStatus};
 use std::collections::{BTreeMap, BTreeSet};
@@ -449,13 +449,11 @@ impl Timeline {
                 lane_event(lanes.entry(node).or_default(), event);
             }
             match &event.kind {
-                TraceKind::Fault(text) => faults.push(fault_mark(event.t_ms, text)),
-                TraceKind::Chain(text) if text.starts_with("epoch-change") => {
-                    epochs.push((event.t_ms, epoch_label(text)));
+                TraceKind::Fault(fault) => faults.push(fault_mark(event.t_ms, fault)),
+                TraceKind::Chain(ChainNote::EpochChange { epoch, .. }) => {
+                    epochs.push((event.t_ms, format!("e{epoch}")));
                 }
-                TraceKind::Harness(text) if text == "heal" && heal.is_none() => {
-                    heal = Some(event.t_ms)
-                }
+                TraceKind::Harness(HarnessEvent::Heal) if heal.is_none() => heal = Some(event.t_ms),
                 _ => {}
             }
         }
@@ -499,11 +497,11 @@ fn lane_event(lane: &mut NodeLane, event: &TraceEvent) {
         TraceKind::Probe(p @ ProbeEvent::Attestation { .. }) => {
             lane.attestations.push((t, p.to_string()));
         }
-        TraceKind::Harness(text) if text == "crashed" => {
+        TraceKind::Harness(HarnessEvent::Crashed) => {
             lane.crashes.push(t);
             lane.down_since.get_or_insert(t);
         }
-        TraceKind::Harness(text) if text == "restarted" => {
+        TraceKind::Harness(HarnessEvent::Restarted) => {
             lane.restarts.push(t);
             if let Some(since) = lane.down_since.take() {
                 lane.down.push((since, t));
@@ -533,35 +531,14 @@ fn finish_lane(mut lane: NodeLane, end: u64) -> LaneView {
 }
 
 /// "epoch-change 3 n0:1,2 n1:..." -> "e3".
-fn epoch_label(text: &str) -> String {
-    text.split_whitespace()
-        .nth(1)
-        .map_or_else(|| "epoch".to_string(), |e| format!("e{e}"))
-}
-
 /// A fault event's marker: its keyword, duration and the nodes it touches.
-fn fault_mark(t: u64, text: &str) -> FaultMark {
-    let parsed = text.parse::<Fault>().ok();
-    let keyword = parsed.as_ref().map_or_else(
-        || {
-            text.split_whitespace()
-                .next()
-                .unwrap_or("fault")
-                .to_string()
-        },
-        |f| f.keyword().to_string(),
-    );
-    let duration = parsed
-        .as_ref()
-        .and_then(Fault::duration)
-        .map(|d| d.as_millis() as u64);
-    let scope = parsed.as_ref().map_or(Scope::All, fault_scope);
+fn fault_mark(t: u64, fault: &Fault) -> FaultMark {
     FaultMark {
         t,
-        keyword,
-        text: text.to_string(),
-        duration,
-        scope,
+        keyword: fault.keyword().to_string(),
+        text: fault.to_string(),
+        duration: fault.duration().map(|d| d.as_millis() as u64),
+        scope: fault_scope(fault),
     }
 }
 
@@ -1061,7 +1038,14 @@ mod tests {
                 .expect("schedule");
         let mut trace = Trace::default();
         let events = vec![
-            other(0, None, TraceKind::Harness("run seed=42 bugs=[]".into())),
+            other(
+                0,
+                None,
+                TraceKind::Harness(HarnessEvent::RunStart {
+                    seed: 42,
+                    bugs: Vec::new(),
+                }),
+            ),
             status(0, 0, NodeStatus::Standby),
             status(5, 0, NodeStatus::Active),
             status(5, 1, NodeStatus::Active),
@@ -1072,20 +1056,31 @@ mod tests {
             other(
                 500,
                 None,
-                TraceKind::Chain("epoch-change 1 n0:0 n1:1 n2:2,3".into()),
+                TraceKind::Chain(ChainNote::EpochChange {
+                    epoch: 1,
+                    summary: "n0:0 n1:1 n2:2,3".into(),
+                }),
             ),
             other(
                 1000,
                 None,
-                TraceKind::Fault("partition n0 n1 for 2.000s".into()),
+                TraceKind::Fault("partition n0 n1 for 2.000s".parse().expect("fault")),
             ),
             shard(1200, 1, 1, ShardStatus::Active),
-            other(2500, None, TraceKind::Fault("crash n2".into())),
-            other(2500, Some(2), TraceKind::Harness("crashed".into())),
-            other(4000, None, TraceKind::Fault("restart n2".into())),
-            other(4000, Some(2), TraceKind::Harness("restarted".into())),
+            other(
+                2500,
+                None,
+                TraceKind::Fault("crash n2".parse().expect("fault")),
+            ),
+            other(2500, Some(2), TraceKind::Harness(HarnessEvent::Crashed)),
+            other(
+                4000,
+                None,
+                TraceKind::Fault("restart n2".parse().expect("fault")),
+            ),
+            other(4000, Some(2), TraceKind::Harness(HarnessEvent::Restarted)),
             shard(4100, 2, 2, ShardStatus::LockedToMove),
-            other(4500, None, TraceKind::Harness("heal".into())),
+            other(4500, None, TraceKind::Harness(HarnessEvent::Heal)),
             status(4600, 2, NodeStatus::Active),
         ];
         for e in events {

@@ -6,7 +6,7 @@ use crate::control;
 use crate::driver::Driver;
 use crate::oracle::Violation;
 use crate::spec::RunSpec;
-use crate::trace::{Trace, TraceKind};
+use crate::trace::{HarnessEvent, Trace, TraceKind};
 use crate::workload::{self, WorkloadConfig, WorkloadLog};
 use shardstorm_faults::{budget, Knobs, Schedule};
 use std::time::Duration;
@@ -74,20 +74,29 @@ pub fn run(spec: &RunSpec) -> RunResult {
     cluster.recorder.record_at(
         0,
         None,
-        TraceKind::Harness(format!(
-            "run seed={} bugs={:?}",
-            spec.seed,
-            spec.bugs.iter().map(|b| b.name()).collect::<Vec<_>>()
-        )),
+        TraceKind::Harness(HarnessEvent::RunStart {
+            seed: spec.seed,
+            bugs: spec.bugs.iter().map(|b| b.name().to_string()).collect(),
+        }),
     );
     let config = crate::buggify::describe(&builder.config);
-    cluster
-        .recorder
-        .record_at(0, None, TraceKind::Harness(format!("node config {config}")));
+    cluster.recorder.record_at(
+        0,
+        None,
+        TraceKind::Harness(HarnessEvent::NodeConfig(config)),
+    );
     let switch_ms = builder.config.switch_to_recovery_interval.as_millis() as u64;
-    let mut driver = Driver::new(cluster, control, log, spec, knobs.clone(), &schedule);
-    driver.oracle =
-        crate::oracle::SafetyOracle::with_switch_interval(driver.cluster.chain.clone(), switch_ms);
+    let oracle =
+        crate::oracle::SafetyOracle::with_switch_interval(cluster.chain.clone(), switch_ms);
+    let mut driver = Driver::new(
+        cluster,
+        control,
+        log,
+        spec,
+        knobs.clone(),
+        &schedule,
+        oracle,
+    );
     let judge = budget::check(&schedule, usize::from(spec.nodes)).is_ok();
     if driver.chaos(chaos) && driver.violation.is_none() {
         let unjudged = match driver.liveness_unjudged.take() {

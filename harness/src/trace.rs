@@ -2,29 +2,132 @@
 //! action as one canonical line (simulated ms, node, event), in order. A run's identity is the
 //! hash of its trace; the condensed view (statuses, faults, epochs) is what snapshots show.
 
-use shardstorm_node::{NodeId, ProbeEvent};
+use shardstorm_faults::Fault;
+use shardstorm_node::{BlobId, Epoch, NodeId, NodeStatus, ProbeEvent};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum TraceKind {
     Probe(ProbeEvent),
-    /// A fault the driver applied (its schedule text).
-    Fault(String),
+    /// A fault the driver applied.
+    Fault(Fault),
     /// A fail point that fired (point, action).
     FailPoint {
         point: String,
         action: String,
     },
     /// A chain event or operator action.
-    Chain(String),
-    /// Anything else the harness did (phase changes, restarts by the supervisor, audits).
-    Harness(String),
+    Chain(ChainNote),
+    /// Anything else the harness did (phase changes, restarts, audits).
+    Harness(HarnessEvent),
+}
+
+/// What the operator or the workload did on the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainNote {
+    /// The driver started an epoch change; `summary` lists each node's shards.
+    EpochChange {
+        epoch: Epoch,
+        summary: String,
+    },
+    Register {
+        blob: BlobId,
+        lifetime: Epoch,
+        consistent: bool,
+    },
+    Certify {
+        blob: BlobId,
+        shards: usize,
+    },
+    Delete {
+        blob: BlobId,
+    },
+}
+
+impl fmt::Display for ChainNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainNote::EpochChange { epoch, summary } => {
+                write!(f, "epoch-change {epoch} {summary}")
+            }
+            ChainNote::Register {
+                blob,
+                lifetime,
+                consistent,
+            } => write!(
+                f,
+                "register {blob} lifetime={lifetime} consistent={consistent}"
+            ),
+            ChainNote::Certify { blob, shards } => write!(f, "certify {blob} shards={shards}"),
+            ChainNote::Delete { blob } => write!(f, "delete {blob}"),
+        }
+    }
+}
+
+/// What the harness itself did or decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HarnessEvent {
+    /// The first line of a campaign run.
+    RunStart {
+        seed: u64,
+        bugs: Vec<String>,
+    },
+    /// The node configuration the run uses.
+    NodeConfig(String),
+    /// The first line of a scenario test.
+    Scenario {
+        name: String,
+        seed: u64,
+    },
+    /// A node was crashed (its runtime dropped, its disk lost unsynced writes).
+    Crashed,
+    /// A node was restarted.
+    Restarted,
+    /// The liveness phase began healing every fault.
+    Heal,
+    /// Healing restarted a node, and why.
+    HealRestart(&'static str),
+    /// The final audit found the cluster converged.
+    Converged,
+    /// The schedule put the cluster where liveness cannot be judged.
+    LivenessWillNotBeJudged(String),
+    LivenessNotJudged(String),
+    /// A direct status write could not be delivered.
+    StatusChangeNotApplied(String),
+    /// A scheduled status write the protocol never makes from outside.
+    StatusSkipped(NodeStatus),
+    /// A remark (scenario steps written in the spec's words).
+    Note(String),
+}
+
+impl fmt::Display for HarnessEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use HarnessEvent::*;
+        match self {
+            RunStart { seed, bugs } => write!(f, "run seed={seed} bugs={bugs:?}"),
+            NodeConfig(c) => write!(f, "node config {c}"),
+            Scenario { name, seed } => write!(f, "scenario {name} seed={seed}"),
+            Crashed => f.write_str("crashed"),
+            Restarted => f.write_str("restarted"),
+            Heal => f.write_str("heal"),
+            HealRestart(reason) => write!(f, "heal restart: {reason}"),
+            Converged => f.write_str("converged"),
+            LivenessWillNotBeJudged(why) => write!(f, "liveness will not be judged: {why}"),
+            LivenessNotJudged(why) => write!(f, "liveness not judged: {why}"),
+            StatusChangeNotApplied(e) => write!(f, "status change not applied: {e}"),
+            StatusSkipped(status) => write!(
+                f,
+                "status {status} skipped (not written from outside by the protocol)"
+            ),
+            Note(text) => f.write_str(text),
+        }
+    }
 }
 
 /// One line of the trace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TraceEvent {
     pub t_ms: u64,
     pub node: Option<NodeId>,
@@ -169,12 +272,12 @@ mod tests {
         let e1 = TraceEvent {
             t_ms: 1,
             node: None,
-            kind: TraceKind::Harness("x".into()),
+            kind: TraceKind::Harness(HarnessEvent::Note("x".into())),
         };
         let e2 = TraceEvent {
             t_ms: 2,
             node: Some(NodeId(1)),
-            kind: TraceKind::Fault("crash n1".into()),
+            kind: TraceKind::Fault(Fault::Crash { node: "n1".into() }),
         };
         a.push(e1.clone());
         a.push(e2.clone());

@@ -4,7 +4,7 @@
 //! audits against.
 
 use crate::oracle::BlobTruth;
-use crate::trace::{Recorder, TraceKind};
+use crate::trace::{ChainNote, Recorder, TraceKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardstorm_node::blob::{decode, encode, encode_inconsistent, EncodedBlob, EncodingConfig};
@@ -146,7 +146,7 @@ pub async fn run(
         if !written.is_empty() && rng.random_bool(cfg.delete_probability) {
             let victim = written.swap_remove(rng.random_range(0..written.len()));
             if chain.delete_blob(victim).is_ok() {
-                recorder.record(None, TraceKind::Chain(format!("delete {victim}")));
+                recorder.record(None, TraceKind::Chain(ChainNote::Delete { blob: victim }));
             }
         }
     }
@@ -195,10 +195,11 @@ async fn write_blob(
     );
     recorder.record(
         None,
-        TraceKind::Chain(format!(
-            "register {id} lifetime={lifetime} consistent={}",
-            !inconsistent
-        )),
+        TraceKind::Chain(ChainNote::Register {
+            blob: id,
+            lifetime,
+            consistent: !inconsistent,
+        }),
     );
     for _ in 0..3 {
         let epoch = chain.epoch();
@@ -211,7 +212,10 @@ async fn write_blob(
                 log.set_certified(id);
                 recorder.record(
                     None,
-                    TraceKind::Chain(format!("certify {id} shards={stored}")),
+                    TraceKind::Chain(ChainNote::Certify {
+                        blob: id,
+                        shards: stored,
+                    }),
                 );
                 break;
             }

@@ -147,6 +147,11 @@ pub enum ProbeEvent {
     EpochChangeStart {
         epoch: Epoch,
     },
+    /// Processing `EpochChangeStart(epoch)` returned (its finisher may still be running; the
+    /// event is complete only once the cursor moves past it).
+    EpochChangeProcessed {
+        epoch: Epoch,
+    },
     /// The epoch change waits for `pending` certified events still being handled (6.1 step 3).
     PendingEventsWait {
         epoch: Epoch,
@@ -219,6 +224,7 @@ impl fmt::Display for ProbeEvent {
                 "epoch-sync-done epoch={epoch} path={path:?} in_flight={tasks_in_flight} failed={tasks_failed}"
             ),
             EpochChangeStart { epoch } => write!(f, "epoch-change-start epoch={epoch}"),
+            EpochChangeProcessed { epoch } => write!(f, "epoch-change-processed epoch={epoch}"),
             PendingEventsWait { epoch, pending } => {
                 write!(f, "epoch-change-waits epoch={epoch} pending-events={pending}")
             }

@@ -1,12 +1,49 @@
-//! The oracle: safety invariants checked at every trace event (`safety`), and the liveness
-//! audit of the converged cluster (`liveness`). A violation names the invariant, the node and
-//! shard, the simulated time and the trace lines before it.
+//! The oracle: safety checkers (`checkers`, one per concern) that follow every trace event and
+//! audit what each node's database holds against the oracle's own model (`model`) and its own
+//! copy of the spec's rules (`rules`), combined by `safety`; and the liveness audit of the
+//! converged cluster (`liveness`). A violation names the invariant, the node and shard, the
+//! simulated time and the trace lines before it.
 
+mod checkers;
 mod liveness;
+mod model;
+mod rules;
 mod safety;
 
 pub use liveness::{audit, AuditInput, BlobTruth};
+pub use model::NodeModel;
 pub use safety::SafetyOracle;
+
+/// When the oracle audits a node's stored state.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AuditPoint {
+    /// Right after a crash, before the restarted node's own restart logic runs: what the disk
+    /// holds after lost unsynced and torn writes.
+    AfterRestart,
+    /// The node reported `EpochChangeStart`.
+    EpochChangeStart,
+    /// The node finished processing an `EpochChangeStart`.
+    EpochChangeProcessed,
+    /// The chain completed an epoch change (every up node).
+    EpochChangeDone,
+    /// A write's outcome was unknown (a disk error): the first quiet step after it.
+    AfterDiskError,
+    /// The end of the run (every up node).
+    End,
+}
+
+impl AuditPoint {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuditPoint::AfterRestart => "after-restart",
+            AuditPoint::EpochChangeStart => "epoch-change-start",
+            AuditPoint::EpochChangeProcessed => "epoch-change-processed",
+            AuditPoint::EpochChangeDone => "epoch-change-done",
+            AuditPoint::AfterDiskError => "after-disk-error",
+            AuditPoint::End => "end",
+        }
+    }
+}
 
 use shardstorm_node::{NodeId, ShardIndex};
 use std::fmt;
@@ -38,6 +75,16 @@ pub enum Invariant {
     UnverifiedSliver,
     /// A node panicked (a host of the simulation failed).
     NodePanic,
+    /// What a node's storage holds, or a `from` it reports, contradicts the history of its
+    /// reported writes (a write lost, reverted by a crash, or never reported).
+    StoredState,
+    /// A shard-status write broke its writer's precondition (spec 3).
+    ShardTransition,
+    /// 8: replaying `EpochChangeStart` after a crash reaches the same state as processing it
+    /// once.
+    ReplayIdempotent,
+    /// The oracle could not read a node's storage (it is unreadable for the node too).
+    UnreadableStorage,
     /// Every certified blob stays reconstructible while the fault budget holds.
     Reconstructible,
     /// 7 and liveness: after healing, the cluster converges.
@@ -45,7 +92,7 @@ pub enum Invariant {
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 12] = [
+    pub const ALL: [Invariant; 16] = [
         Invariant::LegalTransition,
         Invariant::MetadataCompletion,
         Invariant::LockedShardRewritten,
@@ -56,6 +103,10 @@ impl Invariant {
         Invariant::RecoverySwitch,
         Invariant::UnverifiedSliver,
         Invariant::NodePanic,
+        Invariant::StoredState,
+        Invariant::ShardTransition,
+        Invariant::ReplayIdempotent,
+        Invariant::UnreadableStorage,
         Invariant::Reconstructible,
         Invariant::Liveness,
     ];
@@ -72,6 +123,10 @@ impl Invariant {
             Invariant::RecoverySwitch => "recovery-switch",
             Invariant::UnverifiedSliver => "unverified-sliver",
             Invariant::NodePanic => "node-panic",
+            Invariant::StoredState => "stored-state",
+            Invariant::ShardTransition => "shard-transition",
+            Invariant::ReplayIdempotent => "replay-idempotent",
+            Invariant::UnreadableStorage => "unreadable-storage",
             Invariant::Reconstructible => "reconstructible",
             Invariant::Liveness => "liveness",
         }

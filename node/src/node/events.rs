@@ -193,7 +193,9 @@ impl Node {
                 self.on_retired(blob, |i| i.invalid = true).await?
             }
             ChainEvent::EpochChangeStart { epoch } => {
-                return self.process_epoch_change(index, epoch).await
+                let complete = self.process_epoch_change(index, epoch).await?;
+                self.ctx.report(ProbeEvent::EpochChangeProcessed { epoch });
+                return Ok(complete);
             }
             ChainEvent::EpochChangeDone { .. } => {}
         }

@@ -46,6 +46,15 @@ impl Disk {
     }
 }
 
+/// Which bytes of a [`SimDisk`] an image copies.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DiskImage {
+    /// What reads see now: durable bytes plus unsynced writes.
+    Visible,
+    /// What survives a crash: durable bytes only.
+    Durable,
+}
+
 /// Counters and sizes of a [`SimDisk`].
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct DiskStats {
@@ -161,6 +170,25 @@ impl SimDisk {
             eio_errors: s.eio_errors,
             corrupted_reads: s.corrupted_reads,
         }
+    }
+
+    /// A new, fault-free disk holding a copy of this disk's bytes (an auditor's copy: reading
+    /// or opening it never touches this disk, its fault switches or its RNG).
+    pub fn image(&self, image: DiskImage) -> SimDisk {
+        let copy = SimDisk::new(0);
+        let bytes = {
+            let s = self.lock();
+            match image {
+                DiskImage::Visible => s.visible.clone(),
+                DiskImage::Durable => s.durable.clone(),
+            }
+        };
+        {
+            let mut c = copy.lock();
+            c.durable = bytes.clone();
+            c.visible = bytes;
+        }
+        copy
     }
 
     /// The number of crashes so far.

@@ -12,6 +12,7 @@
 
 mod blobs;
 mod disk;
+mod dump;
 mod error;
 mod node_state;
 mod shard;
@@ -22,7 +23,8 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
-pub use disk::{Disk, DiskStats, SimDisk, DB_FILE_NAME, SECTOR_SIZE};
+pub use disk::{Disk, DiskImage, DiskStats, SimDisk, DB_FILE_NAME, SECTOR_SIZE};
+pub use dump::{dump_disk, StoredShard, StoredState};
 pub use error::StorageError;
 pub use sync::Progress;
 

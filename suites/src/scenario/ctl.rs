@@ -8,7 +8,7 @@
 
 use crate::scenario::{ENTERED_TIMEOUT, METADATA_PAUSE, NO_SYNC_TASKS_TIMEOUT};
 use shardstorm_faults::{Registry, Selector};
-use shardstorm_harness::{Recorder, TraceKind};
+use shardstorm_harness::{HarnessEvent, Recorder, TraceKind};
 use shardstorm_node::blob::EncodingConfig;
 use shardstorm_node::chain::ChainError;
 use shardstorm_node::{
@@ -93,7 +93,8 @@ impl Ctl {
 
     /// Writes a spec step (or any remark) into the trace, so snapshots read like the spec.
     pub fn note(&self, text: impl Into<String>) {
-        self.recorder.record(None, TraceKind::Harness(text.into()));
+        self.recorder
+            .record(None, TraceKind::Harness(HarnessEvent::Note(text.into())));
     }
 
     /// Records a failed spec assertion.

@@ -5,8 +5,9 @@
 
 use crate::scenario::ctl::{lock, Command, Ctl, ScenarioError, Shared};
 use shardstorm_faults::{DriverCommand, Registry};
+use shardstorm_harness::monitor::{Monitor, Stepped};
 use shardstorm_harness::oracle::SafetyOracle;
-use shardstorm_harness::{Cluster, TraceKind, Violation};
+use shardstorm_harness::{Cluster, HarnessEvent, TraceKind, Violation};
 use shardstorm_node::NodeId;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -161,14 +162,6 @@ fn node_of(host: &str) -> Option<NodeId> {
         .map(NodeId)
 }
 
-fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "non-string panic".to_string())
-}
-
 /// Runs `body` as the client of `cluster` until it returns, under the safety oracle (for nodes
 /// with the simulation configuration's `switch_to_recovery_interval`).
 pub fn run_scenario<F, Fut>(cluster: Cluster, name: &str, seed: u64, body: F) -> Outcome
@@ -184,7 +177,7 @@ where
 /// `SafetyOracle::with_switch_interval`).
 pub fn run_scenario_with_oracle<F, Fut>(
     mut cluster: Cluster,
-    mut oracle: SafetyOracle,
+    oracle: SafetyOracle,
     name: &str,
     seed: u64,
     body: F,
@@ -216,7 +209,10 @@ where
     cluster.recorder.record_at(
         0,
         None,
-        TraceKind::Harness(format!("scenario {name} seed={seed}")),
+        TraceKind::Harness(HarnessEvent::Scenario {
+            name: name.to_string(),
+            seed,
+        }),
     );
 
     let mut violations = Vec::new();
@@ -224,24 +220,16 @@ where
     let mut sim_error = None;
     let mut poisoned = false;
     let mut steps = 0u64;
+    let mut monitor = Monitor::new(oracle, None);
     loop {
         apply_commands(&mut cluster, &shared, &mut bounces);
         steps += 1;
-        let sim = &mut cluster.sim;
-        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()))
-            .unwrap_or_else(|panic| Err(format!("a host panicked: {}", panic_text(panic)).into()));
-        {
-            let trace = cluster.recorder.lock();
-            while let Some(v) = oracle.check_new(trace.events()) {
-                violations.push(v);
-            }
-        }
-        match stepped {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
+        match monitor.step(&mut cluster, &mut violations) {
+            Stepped::Done => break,
+            Stepped::Running => {}
+            Stepped::Failed(e) => {
                 poisoned = true;
-                sim_error = Some(e.to_string());
+                sim_error = Some(e);
                 break;
             }
         }
