@@ -51,11 +51,15 @@ pub enum Bug {
     /// retries it while the node lives, so the blob's slivers stay missing. The fixed node
     /// retries the blob sync after a recovery round until the disk answers again.
     BlobSyncStopsOnStorageError,
+    /// Found by the state-checking oracle: when the last sync of an older epoch finishes, the
+    /// node also attests the current epoch, even when it is not a member of the current
+    /// committee (it lost all its shards meanwhile): an `epoch_sync_done` from a non-member.
+    NonMemberAttestation,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -69,6 +73,7 @@ impl Bug {
         Bug::RegainedLockedShardStaysLocked,
         Bug::NodeRecoveryStopsOnStorageError,
         Bug::BlobSyncStopsOnStorageError,
+        Bug::NonMemberAttestation,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -87,6 +92,7 @@ impl Bug {
             Bug::RegainedLockedShardStaysLocked => "regained-locked-shard-stays-locked",
             Bug::NodeRecoveryStopsOnStorageError => "node-recovery-stops-on-storage-error",
             Bug::BlobSyncStopsOnStorageError => "blob-sync-stops-on-storage-error",
+            Bug::NonMemberAttestation => "non-member-attestation",
         }
     }
 }
@@ -99,7 +105,7 @@ impl fmt::Display for Bug {
 
 /// An unknown bug name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked)")]
+#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked, node-recovery-stops-on-storage-error, blob-sync-stops-on-storage-error, non-member-attestation)")]
 pub struct UnknownBug(pub String);
 
 impl std::str::FromStr for Bug {

@@ -92,15 +92,8 @@ impl SafetyOracle {
 
     /// Judges one probe event with every checker, then applies it to the model.
     fn apply(&mut self, node: NodeId, event: &ProbeEvent, t_ms: u64) -> Option<Found> {
-        match event {
-            ProbeEvent::EpochChangeStart { .. } => {
-                self.requests.insert((node, AuditPoint::EpochChangeStart));
-            }
-            ProbeEvent::EpochChangeProcessed { .. } => {
-                self.requests
-                    .insert((node, AuditPoint::EpochChangeProcessed));
-            }
-            _ => {}
+        if let ProbeEvent::EpochChangeStart { .. } = event {
+            self.requests.insert((node, AuditPoint::EpochChangeStart));
         }
         let model = self.nodes.entry(node).or_default();
         let cx = EventCx {
@@ -115,6 +108,10 @@ impl SafetyOracle {
             .iter_mut()
             .find_map(|c| c.on_event(&cx, event));
         model.apply(event, t_ms);
+        if self.checkers.iter().any(|c| c.wants_audit(node)) {
+            self.requests
+                .insert((node, AuditPoint::EpochChangeProcessed));
+        }
         found
     }
 

@@ -295,8 +295,11 @@ impl Node {
         if outcome == SyncOutcome::Success && remaining == 0 {
             self.attest(epoch, AttestationPath::ShardSync);
             let current = self.committee_epoch();
-            if current > epoch && !self.config.has(Bug::StaleEpochAttestation) {
-                // Every sync is done, those of the current epoch included: attest it too.
+            let member = self.config.has(Bug::NonMemberAttestation)
+                || self.view().current.contains(self.ctx.id);
+            if current > epoch && member && !self.config.has(Bug::StaleEpochAttestation) {
+                // Every sync is done, those of the current epoch included: attest it too (a
+                // member only: a node outside the current committee has nothing to attest).
                 self.attest(current, AttestationPath::ShardSync);
             }
         }

@@ -74,6 +74,12 @@ pub trait Checker {
     fn check_state(&mut self, _cx: &StateCx<'_>) -> Option<Found> {
         None
     }
+
+    /// Whether this checker needs an audit of `node` as soon as possible (beyond the regular
+    /// audit points).
+    fn wants_audit(&self, _node: NodeId) -> bool {
+        false
+    }
 }
 
 /// Every checker, in the order they judge.

@@ -9,7 +9,7 @@ use super::{found, Checker, EventCx, Found, StateCx};
 use crate::oracle::rules::transfer_allowed;
 use crate::oracle::Invariant;
 use shardstorm_node::storage::{Progress, StoredShard};
-use shardstorm_node::{BlobId, Chain, Epoch, ProbeEvent, ShardIndex, SliverType};
+use shardstorm_node::{BlobId, Chain, Epoch, ProbeEvent, ShardIndex, ShardStatus, SliverType};
 
 pub struct ProgressChecker;
 
@@ -39,11 +39,8 @@ impl Checker for ProgressChecker {
                 format!("{ty} batch ends at {last} before it starts at {first}"),
             );
         }
-        if !cx.model.certain() {
-            return None;
-        }
         let status = cx.model.shards.get(shard).copied();
-        if !transfer_allowed(status) {
+        if cx.model.certain() && !transfer_allowed(status) {
             let status = status.map_or("no storage".to_string(), |s| s.to_string());
             return found(
                 Invariant::ProgressMonotonic,
@@ -120,6 +117,11 @@ fn covered(
     stored: &StoredShard,
     epoch: Epoch,
 ) -> Option<Found> {
+    // After S6 (full recovery) an `Active` shard may keep stale progress: node recovery,
+    // not the transfer, fills it in.
+    if stored.status == ShardStatus::Active || stored.status == ShardStatus::None {
+        return None;
+    }
     let (upto, ty) = stored.progress?;
     let passes: &[SliverType] = match ty {
         SliverType::Primary => &[SliverType::Primary],

@@ -71,6 +71,10 @@ impl Checker for ReplayChecker {
         None
     }
 
+    fn wants_audit(&self, node: NodeId) -> bool {
+        self.nodes.get(&node).is_some_and(|r| r.judge.is_some())
+    }
+
     fn check_state(&mut self, cx: &StateCx<'_>) -> Option<Found> {
         let r = self.nodes.entry(cx.node).or_default();
         if cx.point == AuditPoint::AfterRestart {
