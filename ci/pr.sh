@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 # node.incomplete_history is not reached within 100 seeds today.
 reached=()
 if [[ "${PR_REQUIRE_REACHED:-0}" == 1 ]]; then reached=(--require-reached); fi
-cargo run --release --quiet -- explore --seeds "${PR_SEEDS:-100}" --out regressions/pr --json \
+cargo run --release --quiet -- explore --seeds "${PR_SEEDS:-100}" --out out/pr --json \
     "${reached[@]}"
 cargo run --release --quiet -- check-determinism --seeds "${PR_DETERMINISM_SEEDS:-10}" --fresh-process

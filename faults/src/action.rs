@@ -1,5 +1,9 @@
 //! The fail-point action grammar (fail-rs's `[p%][n*]task[(arg)]`, chained with `->`): parsing,
-//! validation with one-line errors, and the canonical text form.
+//! validation with one-line errors, and the canonical text form. Everything fail-rs 0.5.1
+//! accepts parses here with the same meaning (its own `test_parse` cases are in
+//! `faults/tests/fail_rs_grammar.rs`): a probability of 100% or more means always, one of 0%
+//! or less never; `sleep(ms)` is `delay(ms)` in simulated time, `print(msg)` logs and passes,
+//! `yield` yields to the scheduler and passes. On top of fail-rs: `crash` and `restart(ms)`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +19,12 @@ pub enum Task {
     Panic(Option<String>),
     /// `delay(ms)`: sleep in simulated time, then pass.
     Delay(u64),
+    /// `sleep(ms)`: fail-rs's thread sleep; here, like `delay`, in simulated time.
+    Sleep(u64),
+    /// `print` / `print(msg)`: log the message (`tracing`, level info), then pass.
+    Print(Option<String>),
+    /// `yield`: yield to the scheduler once, then pass.
+    Yield,
     /// `pause`: wait at the point's gate until a test opens it.
     Pause,
     /// `crash`: the driver crashes the node; the hitting task never resumes.
@@ -24,9 +34,9 @@ pub enum Task {
 }
 
 impl Task {
-    /// True for every task except `off`.
+    /// True for every task that changes what the node does (not `off`, `print`, `yield`).
     pub fn disrupts(&self) -> bool {
-        !matches!(self, Task::Off)
+        !matches!(self, Task::Off | Task::Print(_) | Task::Yield)
     }
 }
 
@@ -39,6 +49,10 @@ impl fmt::Display for Task {
             Task::Panic(None) => f.write_str("panic"),
             Task::Panic(Some(msg)) => write!(f, "panic({msg})"),
             Task::Delay(ms) => write!(f, "delay({ms})"),
+            Task::Sleep(ms) => write!(f, "sleep({ms})"),
+            Task::Print(None) => f.write_str("print"),
+            Task::Print(Some(msg)) => write!(f, "print({msg})"),
+            Task::Yield => f.write_str("yield"),
             Task::Pause => f.write_str("pause"),
             Task::Crash => f.write_str("crash"),
             Task::Restart(ms) => write!(f, "restart({ms})"),
@@ -49,7 +63,8 @@ impl fmt::Display for Task {
 /// One `[p%][n*]task[(arg)]` element of a chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Action {
-    /// Probability in percent (0..=100); `None` means always.
+    /// Probability in percent (fail-rs accepts any number: 100 or more means always, 0 or
+    /// less never); `None` means always.
     pub percent: Option<f64>,
     /// How many times the action may fire; `None` means unlimited.
     pub count: Option<u64>,
@@ -105,12 +120,12 @@ impl Actions {
     }
 
     /// The longest time a firing action keeps the node affected after the rule is gone:
-    /// the largest `restart(ms)` or `delay(ms)` argument, zero when there is none.
+    /// the largest `restart(ms)`, `delay(ms)` or `sleep(ms)` argument, zero when there is none.
     pub fn tail_ms(&self) -> u64 {
         self.0
             .iter()
             .map(|a| match a.task {
-                Task::Restart(ms) | Task::Delay(ms) => ms,
+                Task::Restart(ms) | Task::Delay(ms) | Task::Sleep(ms) => ms,
                 _ => 0,
             })
             .max()
@@ -193,12 +208,13 @@ fn split_percent(spec: &str, head_end: usize) -> Result<(Option<f64>, &str), Str
         return Ok((None, spec));
     };
     let text = &spec[..pos];
+    // fail-rs reads any f32 here; 125% is as good as 100% (always) and -5% as 0% (never).
     let p: f64 = text
+        .trim()
         .parse()
-        .map_err(|_| format!("bad probability {text:?} (expected a number then '%')"))?;
-    if !(0.0..=100.0).contains(&p) {
-        return Err(format!("probability {text}% is outside 0..=100"));
-    }
+        .ok()
+        .filter(|p: &f64| p.is_finite())
+        .ok_or_else(|| format!("bad probability {text:?} (expected a number then '%')"))?;
     Ok((Some(p), &spec[pos + 1..]))
 }
 
@@ -235,9 +251,13 @@ fn make_task(name: &str, arg: Option<&str>) -> Result<Task, String> {
         "return" => Ok(Task::Return(arg.map(str::to_string))),
         "panic" => Ok(Task::Panic(arg.map(str::to_string))),
         "delay" => millis(name, arg).map(Task::Delay),
+        "sleep" => millis(name, arg).map(Task::Sleep),
+        "print" => Ok(Task::Print(arg.map(str::to_string))),
+        "yield" => no_arg(Task::Yield),
         "restart" => millis(name, arg).map(Task::Restart),
         other => Err(format!(
-            "unknown action {other:?} (expected off, return, panic, delay, pause, crash or restart)"
+            "unknown action {other:?} (expected off, return, panic, print, sleep, delay, pause, \
+             yield, crash or restart)"
         )),
     }
 }
@@ -282,6 +302,19 @@ mod tests {
     }
 
     #[test]
+    fn probabilities_beyond_the_range_mean_always_or_never() {
+        let a = one("125%2*return");
+        assert_eq!((a.percent, a.count), (Some(125.0), Some(2)));
+        assert_eq!(a.to_string(), "125%2*return");
+        assert_eq!(one("-5%return").percent, Some(-5.0));
+        assert_eq!(one("sleep(30)").task, Task::Sleep(30));
+        assert_eq!(one("print(hi)").task, Task::Print(Some("hi".into())));
+        assert_eq!(one("yield").task, Task::Yield);
+        assert!(!parse_actions("print->yield").expect("valid").disrupts());
+        assert_eq!(parse_actions("sleep(40)").expect("valid").tail_ms(), 40);
+    }
+
+    #[test]
     fn argument_may_contain_grammar_characters() {
         let a = one("return(50%*x)");
         assert_eq!(a.task, Task::Return(Some("50%*x".into())));
@@ -321,14 +354,13 @@ mod tests {
     #[test]
     fn rejects_bad_specs_with_named_part() {
         let cases = [
-            ("150%return", "150% is outside"),
             ("x*return", "bad count \"x\""),
             ("return(", "unclosed"),
             ("frobnicate", "unknown action \"frobnicate\""),
             ("", "empty action"),
             ("   ", "empty action"),
             ("12%%return", "unknown action \"%return\""),
-            ("-5%return", "outside"),
+            ("nan%return", "bad probability"),
             ("abc%return", "bad probability"),
             ("delay", "needs a duration"),
             ("delay(soon)", "whole number"),

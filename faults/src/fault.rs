@@ -570,7 +570,7 @@ mod tests {
         assert!(bad("loss 1.500 for 1.000s").contains("a rate 0.000..=1.000"));
         assert!(bad("latency 3s for 1.000s").contains("300ms"));
         assert!(bad("frob n1").contains("unknown fault \"frob\""));
-        assert!(bad("failpoint n1 p 150%return").contains("bad fail-point action"));
+        assert!(bad("failpoint n1 p abc%return").contains("bad fail-point action"));
         assert!(bad("failpoint n1 p").contains("a fail-point action"));
         assert!(bad("partition-oneway n1 n3 for 1.000s").contains("\"->\""));
         assert!(bad("disk-corrupt n1 2000/1000 for 1.000s").contains("above"));

@@ -164,7 +164,8 @@ impl Rule {
                 continue;
             }
             if let Some(p) = action.percent {
-                if p < 100.0 && !rng.random_bool(p / 100.0) {
+                // fail-rs: 100% or more is always (no draw), below 0% never (no draw).
+                if p < 0.0 || (p < 100.0 && !rng.random_bool(p / 100.0)) {
                     continue;
                 }
             }
@@ -184,6 +185,7 @@ enum Decision {
     Panic(Option<String>),
     Delay(u64),
     Pause(u64),
+    Yield,
     /// The crash/restart command is already queued.
     Crash,
 }
@@ -463,7 +465,7 @@ impl Registry {
     /// Evaluates `point` for `node` from synchronous code.
     pub(crate) fn eval_sync(&self, node: &str, point: &str) -> Hit {
         match self.decide(node, point, true) {
-            Decision::Pass | Decision::Delay(_) | Decision::Pause(_) => Hit::Pass,
+            Decision::Pass | Decision::Delay(_) | Decision::Pause(_) | Decision::Yield => Hit::Pass,
             Decision::Return(arg) => Hit::Return(arg),
             Decision::Panic(msg) => injected_panic(node, point, msg),
             Decision::Crash => Hit::Crash,
@@ -484,6 +486,10 @@ impl Registry {
                 self.wait_gate(node, point, rule).await;
                 Hit::Pass
             }
+            Decision::Yield => {
+                tokio::task::yield_now().await;
+                Hit::Pass
+            }
             Decision::Crash => std::future::pending::<Hit>().await,
         }
     }
@@ -502,7 +508,9 @@ impl Registry {
         };
         let (decision, ignored) = match (&action.task, sync) {
             (Task::Off, _) => return Decision::Pass,
-            (Task::Pause | Task::Delay(_), true) => (Decision::Pass, true),
+            (Task::Pause | Task::Delay(_) | Task::Sleep(_) | Task::Yield, true) => {
+                (Decision::Pass, true)
+            }
             (task, _) => (to_decision(task, rule_id), false),
         };
         self.record(state, node, point, &action, ignored);
@@ -570,7 +578,15 @@ fn to_decision(task: &Task, rule_id: u64) -> Decision {
         Task::Off => Decision::Pass,
         Task::Return(arg) => Decision::Return(arg.clone()),
         Task::Panic(msg) => Decision::Panic(msg.clone()),
-        Task::Delay(ms) => Decision::Delay(*ms),
+        Task::Delay(ms) | Task::Sleep(ms) => Decision::Delay(*ms),
+        Task::Print(msg) => {
+            tracing::info!(
+                message = msg.as_deref().unwrap_or_default(),
+                "fail point print"
+            );
+            Decision::Pass
+        }
+        Task::Yield => Decision::Yield,
         Task::Pause => Decision::Pause(rule_id),
         Task::Crash | Task::Restart(_) => Decision::Crash,
     }
@@ -702,6 +718,16 @@ mod tests {
     }
 
     #[test]
+    fn probabilities_beyond_the_range_are_always_or_never_as_in_fail_rs() {
+        let reg = Registry::new(1);
+        reg.configure(Selector::All, "p", "125%2*return->print(x)->-5%panic")
+            .expect("fail-rs grammar");
+        let hits = evals(&reg, "n1", "p", 5);
+        assert_eq!(&hits[..2], [Hit::Return(None), Hit::Return(None)]);
+        assert!(hits[2..].iter().all(|h| *h == Hit::Pass), "{hits:?}");
+    }
+
+    #[test]
     fn most_specific_rule_wins() {
         let reg = Registry::new(1);
         reg.configure(Selector::All, "p", "return(all)")
@@ -728,9 +754,9 @@ mod tests {
     fn bad_actions_are_rejected() {
         let reg = Registry::new(1);
         let err = reg
-            .configure(Selector::All, "p", "150%return")
+            .configure(Selector::All, "p", "abc%return")
             .expect_err("bad");
-        assert!(err.to_string().contains("150"));
+        assert!(err.to_string().contains("abc"));
         assert!(reg.rules().is_empty());
     }
 

@@ -21,9 +21,9 @@ pub enum Undo {
     Restart(NodeId),
 }
 
-/// Parses a host name `n<i>`.
+/// Parses a host name `n<i>` ([`NodeId::from_host`]).
 pub fn node_id(name: &str) -> Option<NodeId> {
-    name.strip_prefix('n')?.parse().ok().map(NodeId)
+    NodeId::from_host(name)
 }
 
 /// Applies a fault; returns what must be undone and when (relative to now). Status changes are

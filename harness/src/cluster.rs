@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
+/// Simulated time after which turmoil ends a run as unfinished ([`ClusterBuilder::sim_duration`]
+/// by default); [`crate::RunSpec::validate`] keeps runs well inside it.
+pub const SIMULATION_LIMIT: Duration = Duration::from_secs(3600);
+
 /// How to build a cluster.
 #[derive(Clone)]
 pub struct ClusterBuilder {
@@ -45,7 +49,7 @@ impl ClusterBuilder {
             tick: Duration::from_millis(10),
             min_latency: Duration::from_millis(1),
             max_latency: Duration::from_millis(20),
-            sim_duration: Duration::from_secs(3600),
+            sim_duration: SIMULATION_LIMIT,
         }
     }
 
@@ -134,10 +138,7 @@ impl ClusterBuilder {
 fn install_hit_observer(registry: &Registry, recorder: &Recorder) {
     let recorder = recorder.clone();
     registry.set_hit_observer(Box::new(move |node, point, action| {
-        let node = node
-            .strip_prefix('n')
-            .and_then(|n| n.parse().ok())
-            .map(NodeId);
+        let node = NodeId::from_host(node);
         recorder.record(
             node,
             TraceKind::FailPoint {

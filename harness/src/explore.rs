@@ -455,7 +455,7 @@ fn worker(config: &ExploreConfig, tally: &Tally, on_event: &(dyn Fn(Event<'_>) +
     let limit = config.limit();
     loop {
         let out_of_time = limit.is_some_and(|l| tally.started.elapsed() >= l);
-        if out_of_time || tally.stop.load(Ordering::Relaxed) {
+        if out_of_time || tally.stop.load(Ordering::Relaxed) || crate::interrupt::stop_requested() {
             return;
         }
         let Some(seed) = config.seed_at(tally.next.fetch_add(1, Ordering::Relaxed)) else {

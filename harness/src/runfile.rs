@@ -37,7 +37,7 @@
 
 use crate::oracle::Invariant;
 use crate::run::RunResult;
-use crate::spec::RunSpec;
+use crate::spec::{RunSpec, SpecError};
 use shardstorm_faults::{KnobsError, ScheduleError};
 use shardstorm_node::{Bug, UnknownBug};
 use std::collections::BTreeSet;
@@ -81,6 +81,78 @@ pub struct RunFile {
 pub struct BuildMismatch {
     /// The fingerprint recorded in the file.
     pub written: String,
+}
+
+/// A replay compared with what its run file expects: the one meaning of "reproduced" that
+/// `shardstorm replay` and the regression suite share. A run reproduces when it ends in the
+/// expected invariant (or passes when a pass is expected); the trace hash is compared and
+/// reported, and a changed hash is a failure only when asked for (`--strict-hash`), since most
+/// node changes move the trace without touching the verdict a regression pins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replayed {
+    /// The expected invariant (`None`: a pass).
+    pub expected: Option<String>,
+    /// The invariant the replay violated (`None`: it passed).
+    pub got: Option<String>,
+    /// The recorded trace hash, if any.
+    pub expected_hash: Option<String>,
+    pub hash: String,
+    /// The file was written by another build.
+    pub build: Option<BuildMismatch>,
+}
+
+impl Replayed {
+    /// The verdict is the expected one.
+    pub fn reproduced(&self) -> bool {
+        self.got == self.expected
+    }
+
+    /// A hash was recorded and the replay's differs.
+    pub fn hash_changed(&self) -> bool {
+        self.expected_hash.as_ref().is_some_and(|h| *h != self.hash)
+    }
+
+    /// Reproduced, and with `strict_hash` also the same trace.
+    pub fn passes(&self, strict_hash: bool) -> bool {
+        self.reproduced() && !(strict_hash && self.hash_changed())
+    }
+
+    /// Why the replay does not pass (empty when it does), the build named when it differs.
+    pub fn mismatches(&self, strict_hash: bool) -> Vec<String> {
+        let show = |i: &Option<String>| i.clone().unwrap_or_else(|| "pass".into());
+        let mut out = Vec::new();
+        if !self.reproduced() {
+            out.push(format!(
+                "expected {}, got {}",
+                show(&self.expected),
+                show(&self.got)
+            ));
+        }
+        if strict_hash && self.hash_changed() {
+            out.push(format!(
+                "expected trace {}, got {}",
+                self.expected_hash.as_deref().unwrap_or_default(),
+                self.hash
+            ));
+        }
+        if let Some(build) = self.build.as_ref().filter(|_| !out.is_empty()) {
+            out.push(build.to_string());
+        }
+        out
+    }
+
+    /// The warning for a changed hash that is not a failure (`None` when none is due).
+    pub fn hash_warning(&self, strict_hash: bool) -> Option<String> {
+        if strict_hash || !self.hash_changed() {
+            return None;
+        }
+        Some(format!(
+            "trace {} differs from the recorded {} (same verdict, so the node's behaviour \
+             changed along the way; --strict-hash makes this a failure)",
+            self.hash,
+            self.expected_hash.as_deref().unwrap_or_default()
+        ))
+    }
 }
 
 /// A run file that cannot be read, parsed or written.
@@ -128,6 +200,8 @@ pub enum RunFileError {
     Knobs { line: usize, source: KnobsError },
     #[error("[schedule] section: {source}")]
     Schedule { source: ScheduleError },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     #[error("missing `seed = N` line")]
     MissingSeed,
     #[error("line {line}: run file written by shardstorm {found}, this is {VERSION}")]
@@ -180,6 +254,25 @@ impl RunFile {
             .map(|written| BuildMismatch {
                 written: written.clone(),
             })
+    }
+
+    /// Compares a replay of this file with what the file expects.
+    pub fn compare(&self, result: &RunResult) -> Replayed {
+        Replayed {
+            expected: self.expect_invariant.clone(),
+            got: result
+                .violation
+                .as_ref()
+                .map(|v| v.invariant.name().to_string()),
+            expected_hash: self.expect_hash.clone(),
+            hash: result.trace_hash.clone(),
+            build: self.build_mismatch(),
+        }
+    }
+
+    /// True when the file says what its replay should do (an `expect-*` line).
+    pub fn expects(&self) -> bool {
+        self.expect_invariant.is_some() || self.expect_hash.is_some()
     }
 
     /// Reads and parses a run file.
@@ -277,6 +370,9 @@ struct Parts<'a> {
     keys: Vec<(usize, &'a str, &'a str)>,
     knobs: Option<(usize, String)>,
     schedule: Option<String>,
+    /// Lines already in the knobs and the schedule text (so padding is linear, not a recount).
+    knobs_lines: usize,
+    schedule_lines: usize,
 }
 
 impl<'a> Parts<'a> {
@@ -285,6 +381,8 @@ impl<'a> Parts<'a> {
             keys: Vec::new(),
             knobs: None,
             schedule: None,
+            knobs_lines: 0,
+            schedule_lines: 0,
         };
         let mut part = Part::Keys;
         for (i, raw) in text.lines().enumerate() {
@@ -348,15 +446,16 @@ impl<'a> Parts<'a> {
 
     /// Appends a section line, padding with blank lines up to its line number.
     fn section_line(&mut self, part: Part, line: usize, raw: &str) {
-        let text = match part {
-            Part::Knobs => self.knobs.as_mut().map(|(_, t)| t),
-            _ => self.schedule.as_mut(),
+        let (text, have) = match part {
+            Part::Knobs => (self.knobs.as_mut().map(|(_, t)| t), &mut self.knobs_lines),
+            _ => (self.schedule.as_mut(), &mut self.schedule_lines),
         };
         if let Some(text) = text {
-            let have = text.matches('\n').count();
-            text.extend(std::iter::repeat_n('\n', (line - 1).saturating_sub(have)));
+            let pad = (line - 1).saturating_sub(*have);
+            text.extend(std::iter::repeat_n('\n', pad));
             text.push_str(raw);
             text.push('\n');
+            *have += pad + 1;
         }
     }
 }
@@ -493,6 +592,7 @@ impl FromStr for RunFile {
                     .map_err(|source| RunFileError::Schedule { source })?,
             );
         }
+        spec.validate()?;
         Ok(Self {
             spec: resolved(spec),
             expect_invariant: header.expect_invariant,
@@ -671,6 +771,68 @@ mod tests {
             matches!(inv, RunFileError::BadInvariant { line: 2, .. }),
             "{inv:?}"
         );
+    }
+
+    #[test]
+    fn sizes_and_schedules_the_cluster_cannot_run_are_rejected() {
+        for (extra, message) in [
+            ("shards = 3\n", "shards must be from 4 to 255, found 3"),
+            ("shards = 256\n", "shards must be from 4 to 255, found 256"),
+            ("nodes = 65535\n", "nodes must be from 1 to 64"),
+            (
+                "tick-ms = 18446744073709551615\n",
+                "tick-ms must be from 1 to 1000",
+            ),
+            ("\n[schedule]\n1.000s crash n99\n", "names node `n99`"),
+            (
+                "\n[schedule]\n1.000s failpoint * db.nope return\n",
+                "unknown fail point `db.nope`",
+            ),
+        ] {
+            let err = parse_err(&format!("{}{extra}", minimal()));
+            assert!(matches!(err, RunFileError::Spec(_)), "{err:?}");
+            assert!(err.to_string().contains(message), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn comment_heavy_sections_parse_in_linear_time() {
+        let comments = "# a comment line in the schedule\n".repeat(200_000);
+        let text = format!("{}\n[schedule]\n{comments}1.000s crash n1\n", minimal());
+        let started = std::time::Instant::now();
+        let file: RunFile = text.parse().expect("parses");
+        assert_eq!(file.spec.schedule.map(|s| s.len()), Some(1));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "6 MB of comments took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn reproduced_means_the_same_verdict_and_a_hash_change_is_a_warning() {
+        let replayed = |got: Option<&str>, hash: &str| Replayed {
+            expected: Some("liveness".into()),
+            got: got.map(str::to_string),
+            expected_hash: Some("00000000000000aa".into()),
+            hash: hash.into(),
+            build: None,
+        };
+        let same = replayed(Some("liveness"), "00000000000000aa");
+        assert!(same.passes(true) && same.hash_warning(false).is_none());
+        let moved = replayed(Some("liveness"), "00000000000000bb");
+        assert!(moved.reproduced() && moved.passes(false) && !moved.passes(true));
+        assert!(moved.mismatches(false).is_empty());
+        assert!(moved
+            .hash_warning(false)
+            .is_some_and(|w| w.contains("--strict-hash")));
+        assert_eq!(
+            moved.mismatches(true),
+            ["expected trace 00000000000000aa, got 00000000000000bb"]
+        );
+        let lost = replayed(None, "00000000000000aa");
+        assert!(!lost.passes(false));
+        assert_eq!(lost.mismatches(false), ["expected liveness, got pass"]);
     }
 
     #[test]

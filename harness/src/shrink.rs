@@ -168,15 +168,6 @@ enum Replay {
     Panicked(String),
 }
 
-/// The text of a caught panic.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "non-string panic".to_string())
-}
-
 /// The state of one shrink: the best failing spec so far and the replay budget.
 struct Shrinker<'a> {
     max_replays: usize,
@@ -226,7 +217,7 @@ impl<'a> Shrinker<'a> {
         }
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| run(spec))) {
             Ok(result) => result.violation.map_or(Replay::Passed, Replay::Failed),
-            Err(panic) => Replay::Panicked(panic_text(panic.as_ref())),
+            Err(panic) => Replay::Panicked(crate::panic_message(panic.as_ref())),
         };
         self.replays += 1;
         (self.progress)(self.replays);

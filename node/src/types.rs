@@ -26,6 +26,11 @@ impl NodeId {
     pub fn host(&self) -> String {
         format!("n{}", self.0)
     }
+
+    /// The node of a host name `n<i>` (the inverse of [`NodeId::host`]).
+    pub fn from_host(name: &str) -> Option<NodeId> {
+        name.strip_prefix('n')?.parse().ok().map(NodeId)
+    }
 }
 
 impl fmt::Display for NodeId {

@@ -229,7 +229,18 @@ fn replay_of_a_file_from_another_build_warns_and_replays() {
         other(f);
         f.expect_hash = Some("0123456789abcdef".into());
     });
+    // Same verdict, another trace: reproduced, with a warning (the suite's meaning too) ...
     let o = shardstorm(&["replay", path_str(&path)]);
+    assert_code(&o, 0);
+    assert!(stderr(&o).starts_with(&warning), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("differs from the recorded 0123456789abcdef"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("reproduced:"), "{}", stdout(&o));
+    // ... and a failure with --strict-hash, naming both builds.
+    let o = shardstorm(&["replay", path_str(&path), "--strict-hash"]);
     assert_code(&o, 1);
     assert_eq!(stderr(&o), warning);
     let report = stdout(&o);

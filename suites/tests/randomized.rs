@@ -67,6 +67,29 @@ fn fresh_process_hash(seed: u64, bugs: &[String]) -> String {
         .unwrap_or_else(|e| format!("<cannot run shardstorm: {e}>"))
 }
 
+/// The environment and command that rerun `seed` (with its bugs) in this suite.
+fn suite_hint(seed: u64, bugs: &[String]) -> String {
+    let bugs = if bugs.is_empty() {
+        String::new()
+    } else {
+        format!("CHAOS_BUGS={} ", bugs.join(","))
+    };
+    format!("CHAOS_SEED={seed} {bugs}cargo test -p shardstorm-suites --test randomized")
+}
+
+#[test]
+fn the_suite_hint_names_the_bugs() {
+    assert_eq!(
+        suite_hint(
+            4,
+            &["stale-status-clobber".into(), "completion-window".into()]
+        ),
+        "CHAOS_SEED=4 CHAOS_BUGS=stale-status-clobber,completion-window cargo test -p \
+         shardstorm-suites --test randomized"
+    );
+    assert!(!suite_hint(4, &[]).contains("CHAOS_BUGS"));
+}
+
 /// The report of a failing seed: verdict, knobs, the violation's context, the replay command.
 fn failure_report(result: &RunResult) -> String {
     let seed = result.spec.seed;
@@ -106,7 +129,8 @@ fn failure_report(result: &RunResult) -> String {
         .join("\n    ");
     let hash = &result.trace_hash;
     format!(
-        "seed {seed}: {violation}\n  knobs: {knobs}\n  schedule:\n    {schedule}\n  context:\n    {context}\n  trace {hash} here; {fresh} in a fresh process (same trace: {reproduces})\n  replay: cargo run --release -- replay --seed {seed}{bug_args}\n  (or, in this suite: CHAOS_SEED={seed} cargo test -p shardstorm-suites --test randomized)"
+        "seed {seed}: {violation}\n  knobs: {knobs}\n  schedule:\n    {schedule}\n  context:\n    {context}\n  trace {hash} here; {fresh} in a fresh process (same trace: {reproduces})\n  replay: cargo run --release -- replay --seed {seed}{bug_args}\n  (or, in this suite: {})",
+        suite_hint(seed, &bugs)
     )
 }
 
@@ -123,37 +147,27 @@ fn replay_regressions() -> Vec<String> {
         };
         let started = Instant::now();
         let result = run(&file.spec);
-        let got = result
-            .violation
-            .as_ref()
-            .map(|v| v.invariant.name().to_string());
+        // The meaning `shardstorm replay` uses too: the same verdict reproduces; a changed
+        // trace only means the node's behaviour changed along the way (a warning).
+        let replayed = file.compare(&result);
         eprintln!(
             "regression {}: expected {}, got {} ({:.1?})",
             path.display(),
-            file.expect_invariant.as_deref().unwrap_or("pass"),
-            got.as_deref().unwrap_or("pass"),
+            replayed.expected.as_deref().unwrap_or("pass"),
+            replayed.got.as_deref().unwrap_or("pass"),
             started.elapsed()
         );
-        if got != file.expect_invariant {
+        let mismatches = replayed.mismatches(false);
+        if !mismatches.is_empty() {
             failures.push(format!(
-                "{}: NOT reproduced: expected {}, got {}\n  replay: cargo run --release -- replay {}",
+                "{}: NOT reproduced: {}\n  replay: cargo run --release -- replay {}",
                 path.display(),
-                file.expect_invariant.as_deref().unwrap_or("pass"),
-                got.as_deref().unwrap_or("pass"),
+                mismatches.join("; "),
                 path.display()
             ));
         }
-        if let Some(hash) = file
-            .expect_hash
-            .as_ref()
-            .filter(|h| **h != result.trace_hash)
-        {
-            // The verdict is what a regression pins; a changed trace only means the node's
-            // behaviour changed along the way (printed for the reviewer, not a failure).
-            eprintln!(
-                "  note: trace hash {} differs from the recorded {hash}",
-                result.trace_hash
-            );
+        if let Some(warning) = replayed.hash_warning(false) {
+            eprintln!("  warning: {warning}");
         }
         if let Some(failure) = fixed_node_fails(&path, &file) {
             failures.push(failure);

@@ -1,7 +1,10 @@
 //! Arguments shared by several subcommands: the scenario (bugs and cluster size, the standard
-//! scenario unless given), worker threads, and `--duration` values such as `10m`.
+//! scenario unless given, validated by [`RunSpec::validate`] like a run file's), worker
+//! threads (capped), seed counts and numbers (negative ones get a clear message, not clap's
+//! "unexpected argument"), and `--duration` values such as `10m`.
 
 use super::error::CliError;
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::Args;
 use shardstorm_harness::RunSpec;
 use shardstorm_node::Bug;
@@ -10,35 +13,65 @@ use std::time::Duration;
 /// Bugs switched on and the cluster's size.
 #[derive(Args, Clone, Debug, Default)]
 pub struct ScenarioArgs {
-    /// Switch a catalogue bug back on (repeatable), e.g. abort-drops-metadata-recovery
-    #[arg(long = "bug", value_name = "NAME")]
+    /// Switch a catalogue bug back on (repeatable)
+    #[arg(long = "bug", value_name = "NAME", value_parser = bug_parser())]
     pub bugs: Vec<Bug>,
-    /// Storage nodes [default: 5]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Storage nodes, 1 to 64 [default: 5]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u16>)]
     pub nodes: Option<u16>,
-    /// Shards [default: 20]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Shards, 4 to 255 [default: 20]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u16>)]
     pub shards: Option<u16>,
     /// Epoch changes [default: 6]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u32>)]
     pub epochs: Option<u32>,
-    /// Blobs the workload writes [default: 100]
-    #[arg(long, value_name = "N")]
+    /// Blobs the workload writes, up to 100000 [default: 100]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u32>)]
     pub blobs: Option<u32>,
 }
 
+/// The `--bug` values: the whole catalogue ([`Bug::ALL`]), listed in `--help` and in the error
+/// for an unknown name.
+pub fn bug_parser() -> impl TypedValueParser<Value = Bug> {
+    clap::builder::PossibleValuesParser::new(Bug::ALL.map(|b| PossibleValue::new(b.name())))
+        .try_map(|name: String| name.parse::<Bug>().map_err(|e| e.to_string()))
+}
+
+/// Parses a non-negative whole number, saying so for `-1` or `many`.
+pub fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim().parse::<T>().map_err(|_| {
+        let what = if text.trim().starts_with('-') {
+            "a negative number"
+        } else {
+            "not a whole number"
+        };
+        format!("expected a whole number of at least 0, found {text:?} ({what})")
+    })
+}
+
+/// Parses a count of at least 1 (`--seeds`).
+pub fn count(text: &str) -> Result<u64, String> {
+    match number::<u64>(text)? {
+        0 => Err("expected at least 1, found 0 (nothing would run)".to_string()),
+        n => Ok(n),
+    }
+}
+
 impl ScenarioArgs {
-    /// The standard scenario with these changes, for `seed`.
-    pub fn spec(&self, seed: u64) -> RunSpec {
+    /// The standard scenario with these changes, for `seed`; an error names the size out of
+    /// range.
+    pub fn spec(&self, seed: u64) -> Result<RunSpec, CliError> {
         let standard = RunSpec::standard(seed);
-        RunSpec {
+        let spec = RunSpec {
             bugs: self.bugs.iter().copied().collect(),
             nodes: self.nodes.unwrap_or(standard.nodes),
             shards: self.shards.unwrap_or(standard.shards),
             epochs: self.epochs.unwrap_or(standard.epochs),
             blobs: self.blobs.unwrap_or(standard.blobs),
             ..standard
-        }
+        };
+        spec.validate()?;
+        Ok(spec)
     }
 
     /// True when any flag was given (they only apply to `--seed` runs).
@@ -63,9 +96,24 @@ impl ScenarioArgs {
     }
 }
 
-/// Worker threads: the given count or the available parallelism.
+/// Most worker threads per available core: each runs one simulation, so more only add memory
+/// and contention.
+pub const JOBS_PER_CORE: usize = 4;
+
+/// Worker threads: the given count or the available parallelism, capped at
+/// [`JOBS_PER_CORE`] per core (with a warning on stderr).
 pub fn jobs(given: Option<usize>) -> usize {
-    given.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(given) = given else { return cores };
+    let cap = cores.saturating_mul(JOBS_PER_CORE);
+    if given > cap {
+        eprintln!(
+            "shardstorm: warning: --jobs {given} is more than {JOBS_PER_CORE} per core on \
+             {cores} cores; using {cap}"
+        );
+        return cap;
+    }
+    given
 }
 
 /// Parses a worker-thread count (at least 1).
@@ -75,6 +123,16 @@ pub fn parse_jobs(text: &str) -> Result<usize, String> {
         _ => Err(format!(
             "expected a number of worker threads of at least 1, found {text:?}"
         )),
+    }
+}
+
+/// Parses a campaign's time budget: a duration (see [`parse_duration`]) longer than zero.
+pub fn parse_budget(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!(
+            "expected a time budget longer than zero, found {text:?} (nothing would run)"
+        )),
+        d => Ok(d),
     }
 }
 
@@ -157,15 +215,44 @@ mod tests {
     #[test]
     fn scenario_defaults_to_the_standard_one() {
         let args = ScenarioArgs::default();
-        assert_eq!(args.spec(4), RunSpec::standard(4));
+        assert_eq!(args.spec(4).expect("valid"), RunSpec::standard(4));
         assert!(args.reject_with_file().is_ok());
         let args = ScenarioArgs {
             blobs: Some(7),
             bugs: vec![Bug::CompletionWindow],
             ..args
         };
-        assert_eq!(args.spec(4).blobs, 7);
+        assert_eq!(args.spec(4).expect("valid").blobs, 7);
         assert!(args.reject_with_file().is_err());
+        let bad = ScenarioArgs {
+            shards: Some(3),
+            ..ScenarioArgs::default()
+        };
+        let err = bad.spec(0).expect_err("3 shards");
+        assert_eq!(err.to_string(), "shards must be from 4 to 255, found 3");
+    }
+
+    #[test]
+    fn numbers_and_counts_explain_what_is_wrong() {
+        assert_eq!(number::<u64>("7"), Ok(7));
+        assert!(number::<u64>("-1")
+            .unwrap_err()
+            .contains("a negative number"));
+        assert!(number::<u16>("70000")
+            .unwrap_err()
+            .contains("not a whole number"));
+        assert!(count("0").unwrap_err().contains("at least 1"));
+        assert_eq!(count("3"), Ok(3));
+        assert!(parse_budget("0s").unwrap_err().contains("longer than zero"));
+        assert_eq!(parse_budget("2m"), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn jobs_are_capped_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(jobs(Some(1)), 1);
+        assert_eq!(jobs(Some(1_000_000)), cores * JOBS_PER_CORE);
+        assert_eq!(jobs(None), cores);
     }
 
     #[test]

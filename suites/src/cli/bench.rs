@@ -5,7 +5,7 @@
 
 use super::args::{jobs, parse_jobs};
 use super::error::{CliResult, Outcome};
-use super::progress::{Reporter, ViolationsTo};
+use super::progress::{measured, Reporter, ViolationsTo};
 use clap::Args;
 use serde::Serialize;
 use shardstorm_harness::explore::{explore, Event, ExploreConfig, SeedSource, Summary};
@@ -32,7 +32,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "J", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Only these bugs (repeatable) [default: the whole catalogue]
-    #[arg(long = "bug", value_name = "NAME")]
+    #[arg(long = "bug", value_name = "NAME", value_parser = super::args::bug_parser())]
     pub bugs: Vec<Bug>,
     /// Random versus guided side by side: seeds and CPU seconds to the first failure per bug,
     /// features after --feature-seeds seeds of the fixed node
@@ -365,9 +365,12 @@ pub fn run(args: &BenchArgs) -> CliResult {
         start: 0,
         n: throughput_seeds,
     };
-    let throughput = explore_quietly(
-        "throughput",
-        &campaign(seeds, jobs, standard.clone(), false),
+    let throughput = measured(
+        "bench: throughput",
+        explore_quietly(
+            "throughput",
+            &campaign(seeds, jobs, standard.clone(), false),
+        ),
     );
     let cpu_s = cpu_before.zip(cpu_seconds()).map(|(a, b)| b - a);
     let bugs = if args.bugs.is_empty() {
@@ -394,7 +397,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
             Vec::new()
         } else {
             bugs.iter()
-                .map(|b| bug_result(*b, bug_budget, jobs))
+                .map(|b| measured("bench: bug", bug_result(*b, bug_budget, jobs)))
                 .collect()
         },
         comparison: args

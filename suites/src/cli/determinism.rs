@@ -1,7 +1,7 @@
 //! `shardstorm check-determinism`: run every seed twice in this process (and, with
 //! `--fresh-process`, once more in a fresh `shardstorm replay --hash-only`) and compare.
 
-use super::args::{jobs, parallel_map, parse_jobs, ScenarioArgs};
+use super::args::{count, jobs, number, parallel_map, parse_jobs, ScenarioArgs};
 use super::error::{CliError, CliResult, Outcome};
 use super::log::LogArgs;
 use clap::Args;
@@ -14,10 +14,10 @@ use std::process::Command;
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// Seeds to check
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, allow_negative_numbers = true, value_parser = count)]
     pub seeds: u64,
     /// First seed
-    #[arg(long, value_name = "S", default_value_t = 0)]
+    #[arg(long, value_name = "S", default_value_t = 0, allow_negative_numbers = true, value_parser = number::<u64>)]
     pub start: u64,
     /// Also replay each seed in a fresh process and compare its trace hash
     #[arg(long)]
@@ -36,7 +36,7 @@ pub fn run(args: &CheckArgs) -> CliResult {
     let specs: Vec<RunSpec> = (0..args.seeds)
         .map_while(|i| args.start.checked_add(i))
         .map(|seed| args.scenario.spec(seed))
-        .collect();
+        .collect::<Result<_, _>>()?;
     let results = parallel_map(&specs, jobs(args.jobs), |spec| {
         let result = check_one(spec, args.fresh_process);
         if let Ok(checked) = &result {

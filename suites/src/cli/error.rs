@@ -39,6 +39,13 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     RunFile(#[from] RunFileError),
+    #[error(transparent)]
+    Spec(#[from] shardstorm_harness::SpecError),
+    #[error("cannot write to {}: {source}", dir.display())]
+    OutDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read summary {}: {source}", path.display())]
     ReadSummary {
         path: PathBuf,

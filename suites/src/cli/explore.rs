@@ -1,30 +1,44 @@
 //! `shardstorm explore`: a randomized campaign over seeds (a count or a time budget,
 //! optionally one `--shard I/N` slice), a run file per failure, one summary line or JSON.
+//! The output directory is checked before the first seed runs; Ctrl-C (or SIGTERM) stops
+//! pulling seeds and still prints the summary of what was explored.
 
-use super::args::{jobs, parse_duration, parse_jobs, ScenarioArgs};
-use super::error::{CliResult, Outcome};
+use super::args::{count, jobs, number, parse_budget, parse_jobs, ScenarioArgs};
+use super::error::{CliError, CliResult, Outcome};
+use super::interrupt;
 use super::log::LogArgs;
 use super::progress::{Reporter, ViolationsTo};
 use clap::Args;
 use shardstorm_harness::explore::{explore, ExploreConfig, SeedSource, Shard};
 use shardstorm_harness::guided::{Guidance, Mode};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Seeds explored when neither `--seeds` nor `--duration` is given.
 pub const DEFAULT_SEEDS: u64 = 200;
 
+/// Where failures' run files go unless `--out` is given: outside `regressions/`, which
+/// `cargo test` replays (promote a file there by hand, see the README).
+pub const DEFAULT_OUT: &str = "out/failures";
+
 /// Arguments of `explore`.
 #[derive(Args, Debug)]
 pub struct ExploreArgs {
-    /// Seeds to explore
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEEDS, conflicts_with = "duration")]
+    /// Seeds to explore (at least 1)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_SEEDS,
+        conflicts_with = "duration",
+        allow_negative_numbers = true,
+        value_parser = count
+    )]
     pub seeds: u64,
     /// First seed
-    #[arg(long, value_name = "S", default_value_t = 0)]
+    #[arg(long, value_name = "S", default_value_t = 0, allow_negative_numbers = true, value_parser = number::<u64>)]
     pub start: u64,
     /// Explore until this much wall time has passed (e.g. 90s, 10m, 1h) instead of a seed count
-    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    #[arg(long, value_name = "TIME", value_parser = parse_budget)]
     pub duration: Option<Duration>,
     /// Worker threads, one simulation each [default: available parallelism]
     #[arg(long, value_name = "J", value_parser = parse_jobs)]
@@ -36,8 +50,8 @@ pub struct ExploreArgs {
     pub scenario: ScenarioArgs,
     #[command(flatten)]
     pub log: LogArgs,
-    /// Directory for a run file per failure (seed-<S>-<invariant>.run)
-    #[arg(long, value_name = "DIR", default_value = "regressions")]
+    /// Directory for a run file per failure (seed-<S>-<invariant>.run), created if missing
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
     /// Print the summary as one JSON object on stdout (violations go to stderr)
     #[arg(long)]
@@ -64,8 +78,8 @@ pub struct ExploreArgs {
 }
 
 impl ExploreArgs {
-    /// The campaign these arguments describe.
-    pub fn config(&self) -> ExploreConfig {
+    /// The campaign these arguments describe (its scenario validated).
+    pub fn config(&self) -> Result<ExploreConfig, CliError> {
         let seeds = match self.duration {
             Some(limit) => SeedSource::Duration {
                 start: self.start,
@@ -76,15 +90,15 @@ impl ExploreArgs {
                 n: self.seeds,
             },
         };
-        ExploreConfig {
+        Ok(ExploreConfig {
             seeds,
             jobs: jobs(self.jobs),
             shard: self.shard,
-            template: self.scenario.spec(0),
+            template: self.scenario.spec(0)?,
             stop_after_first: self.stop_on_first,
             out: Some(self.out.clone()),
             guidance: self.guidance(),
-        }
+        })
     }
 
     /// The feedback these arguments ask for (`--corpus` alone implies `--guided`).
@@ -104,9 +118,24 @@ impl ExploreArgs {
     }
 }
 
+/// Creates `dir` if needed and checks that a file can be written in it, before the campaign
+/// starts (a failure found an hour in must not lose its run file).
+pub fn check_out_dir(dir: &Path) -> Result<(), CliError> {
+    let fail = |source| CliError::OutDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".shardstorm-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
+}
+
 /// Runs the campaign and prints its summary.
 pub fn run(args: &ExploreArgs) -> CliResult {
-    let config = args.config();
+    let config = args.config()?;
+    check_out_dir(&args.out)?;
+    interrupt::stop_campaign_on_signal();
     let to = if args.json {
         ViolationsTo::Stderr
     } else {
@@ -115,6 +144,12 @@ pub fn run(args: &ExploreArgs) -> CliResult {
     let reporter = Reporter::new("explore", config.total(), args.duration, to);
     let summary = explore(&config, &|e| reporter.on_event(e));
     reporter.finish();
+    if interrupt::interrupted() {
+        eprintln!(
+            "shardstorm: explore: interrupted after {} seeds; the summary covers those",
+            summary.seeds
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {

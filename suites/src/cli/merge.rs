@@ -7,7 +7,7 @@
 //! time: the whole campaign's throughput. A summary's `features` cannot be united from counts
 //! (the merged figure is the largest shard's); merging the corpus directories gives the exact
 //! union: campaigns are kept by id and entries by name, so a corpus that every shard loaded
-//! counts once.
+//! counts once. A file named twice is counted once.
 
 use super::error::{CliError, CliResult, Outcome};
 use clap::Args;
@@ -49,9 +49,31 @@ fn merge_corpora(dirs: &[&PathBuf], out: &Path) -> Result<Corpus, CliError> {
     Ok(merged)
 }
 
+/// The files in order, each file once (the same file named twice, by any path, would count
+/// its seeds twice); a warning on stderr names each repeat.
+fn distinct(files: &[PathBuf]) -> Vec<&Path> {
+    let mut seen = std::collections::BTreeSet::new();
+    files
+        .iter()
+        .filter(|path| {
+            let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            let first = seen.insert(key);
+            if !first {
+                eprintln!(
+                    "shardstorm: warning: {} given more than once; counted once",
+                    path.display()
+                );
+            }
+            first
+        })
+        .map(PathBuf::as_path)
+        .collect()
+}
+
 /// Prints the merged summary as JSON; exits 1 if it holds a violation.
 pub fn run(args: &MergeArgs) -> CliResult {
     let (dirs, files): (Vec<&PathBuf>, Vec<&PathBuf>) = args.files.iter().partition(|p| p.is_dir());
+    let files: Vec<PathBuf> = files.into_iter().cloned().collect();
     if !dirs.is_empty() && args.corpus.is_none() {
         return Err(CliError::Usage(format!(
             "{} is a directory: merging corpus directories needs --corpus OUT",
@@ -81,9 +103,9 @@ pub fn run(args: &MergeArgs) -> CliResult {
             return Ok(Outcome::Clean);
         }
     }
-    let parts = files
-        .iter()
-        .map(|p| read_summary(p))
+    let parts = distinct(&files)
+        .into_iter()
+        .map(read_summary)
         .collect::<Result<Vec<_>, _>>()?;
     let merged = Summary::merge(&parts);
     println!("{}", serde_json::to_string(&merged)?);

@@ -8,6 +8,7 @@ mod bench;
 mod determinism;
 mod error;
 mod explore;
+mod interrupt;
 mod log;
 mod merge;
 mod progress;
@@ -15,6 +16,7 @@ mod replay;
 mod report;
 mod runfiles;
 mod shrink;
+mod stdout;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -67,13 +69,20 @@ fn restore_sigpipe() {
 /// Parses the command line, runs the subcommand and maps the result to an exit code.
 pub fn main() -> ExitCode {
     restore_sigpipe();
+    stdout::install_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
     };
-    match dispatch(&cli.command) {
-        Ok(outcome) => outcome.exit_code(),
-        Err(e) => usage_error(&e),
+    let dispatched =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&cli.command)));
+    match dispatched {
+        Ok(Ok(outcome)) => outcome.exit_code(),
+        Ok(Err(e)) => usage_error(&e),
+        Err(panic) => match stdout::failure() {
+            Some(e) => usage_error(&e),
+            None => std::panic::resume_unwind(panic),
+        },
     }
 }
 
@@ -94,12 +103,24 @@ fn dispatch(command: &Command) -> CliResult {
     if let Some(log) = command.log() {
         log.install()?;
     }
+    if let Command::Bench(_) = command {
+        interrupt::stop_campaign_on_signal();
+    }
     match command {
         Command::Explore(args) => explore::run(args),
         Command::Replay(args) => replay::run(args),
         Command::CheckDeterminism(args) => determinism::run(args),
         Command::Merge(args) => merge::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => {
+            let outcome = bench::run(args);
+            if interrupt::interrupted() {
+                eprintln!(
+                    "shardstorm: bench: interrupted: the measurements after the interruption \
+                     explored few or no seeds (the lines printed before it are complete)"
+                );
+            }
+            outcome
+        }
         Command::Shrink(args) => shrink::run(args),
         Command::Report(args) => report::run(args),
     }
@@ -170,7 +191,14 @@ mod tests {
     #[test]
     fn unknown_bug_and_subcommand_are_usage_errors() {
         let e = parse(&["explore", "--bug", "nope"]).expect_err("unknown bug");
-        assert!(one_line(&e.render().to_string()).contains("unknown bug `nope`"));
+        let line = one_line(&e.render().to_string());
+        assert!(
+            line.contains("invalid value 'nope' for '--bug <NAME>'"),
+            "{line}"
+        );
+        for bug in shardstorm_node::Bug::ALL {
+            assert!(line.contains(bug.name()), "{bug} missing from {line}");
+        }
         let e = parse(&["frobnicate"]).expect_err("unknown subcommand");
         assert_eq!(e.exit_code(), 2);
         let e = parse(&["replay"]).expect_err("seed or file required");
@@ -179,14 +207,47 @@ mod tests {
     }
 
     #[test]
+    fn help_lists_every_catalogue_bug() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let explore = cli
+            .find_subcommand_mut("explore")
+            .expect("explore")
+            .render_long_help()
+            .to_string();
+        for bug in shardstorm_node::Bug::ALL {
+            assert!(
+                explore.contains(bug.name()),
+                "{bug} missing from:\n{explore}"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_and_negative_counts_are_rejected_clearly() {
+        for (args, needle) in [
+            (&["explore", "--seeds", "0"][..], "at least 1, found 0"),
+            (&["explore", "--seeds", "-1"], "a negative number"),
+            (&["explore", "--duration", "0s"], "longer than zero"),
+            (&["replay", "--seed", "-3"], "a negative number"),
+            (&["check-determinism", "--seeds", "0"], "at least 1"),
+        ] {
+            let e = parse(args).expect_err("rejected");
+            let line = one_line(&e.render().to_string());
+            assert!(line.contains(needle), "{args:?}: {line}");
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
     fn explore_defaults_are_a_short_standard_campaign() {
         let Command::Explore(args) = parse(&["explore"]).expect("parses").command else {
             panic!("not explore")
         };
-        let config = args.config();
+        let config = args.config().expect("valid");
         assert_eq!(config.total(), Some(explore::DEFAULT_SEEDS));
         assert_eq!(config.template, shardstorm_harness::RunSpec::standard(0));
-        assert_eq!(args.out, std::path::PathBuf::from("regressions"));
+        assert_eq!(args.out, std::path::PathBuf::from("out/failures"));
         assert!(parse(&["explore", "--seeds", "5", "--duration", "1m"]).is_err());
         let Command::Explore(args) = parse(&["explore", "--duration", "10m", "--shard", "1/4"])
             .expect("parses")
@@ -194,6 +255,6 @@ mod tests {
         else {
             panic!("not explore")
         };
-        assert_eq!(args.config().total(), None);
+        assert_eq!(args.config().expect("valid").total(), None);
     }
 }

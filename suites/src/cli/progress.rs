@@ -107,6 +107,17 @@ fn bar(label: &str, total: Option<u64>, limit: Option<Duration>) -> ProgressBar 
     ProgressBar::new(len).with_style(style)
 }
 
+/// Prints a result to stderr as one JSON line (`label: {...}`) the moment it is measured, so a
+/// long run (`bench`) shows its results as it goes and an interrupted one keeps them; returns
+/// the value for the final report.
+pub fn measured<T: serde::Serialize>(label: &str, value: T) -> T {
+    match serde_json::to_string(&value) {
+        Ok(json) => eprintln!("{label}: {json}"),
+        Err(e) => eprintln!("{label}: (cannot encode the result: {e})"),
+    }
+    value
+}
+
 /// A violation with the commands that replay it.
 pub fn violation_text(found: &Found) -> String {
     let mut text = format!(

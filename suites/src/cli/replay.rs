@@ -1,7 +1,9 @@
 //! `shardstorm replay`: run one seed or run file and print its verdict and trace hash; a run
-//! file's `expect-*` lines say whether the run reproduced. A file written by another build
-//! (another behaviour fingerprint) replays after a warning, and a report that it did not
-//! reproduce names both builds.
+//! file's `expect-*` lines say whether the run reproduced, in the one meaning the regression
+//! suite shares ([`RunFile::compare`]: the same invariant; another trace hash is a warning,
+//! a failure with `--strict-hash`). A file written by another build (another behaviour
+//! fingerprint) replays after a warning, and a report that it did not reproduce names both
+//! builds.
 
 use super::error::{CliResult, Outcome};
 use super::log::LogArgs;
@@ -9,8 +11,8 @@ use super::runfiles::{RunSource, Source};
 use clap::{ArgGroup, Args};
 use shardstorm_harness::coverage::{Features, RunCoverage};
 use shardstorm_harness::run::run_with_ledger;
-use shardstorm_harness::runfile::BuildMismatch;
-use shardstorm_harness::{RunResult, RunSpec};
+use shardstorm_harness::runfile::RunFile;
+use shardstorm_harness::RunResult;
 
 /// Arguments of `replay`.
 #[derive(Args, Debug)]
@@ -32,45 +34,18 @@ pub struct ReplayArgs {
     /// Print the run's coverage features (one per line, with hit counts)
     #[arg(long, conflicts_with = "hash_only")]
     pub coverage: bool,
-}
-
-/// What the replayed run is expected to do (from a run file's `expect-*` lines).
-struct Expectation {
-    invariant: Option<String>,
-    hash: Option<String>,
-    /// The file was written by another build.
-    build: Option<BuildMismatch>,
-}
-
-impl Expectation {
-    /// The mismatches between the expectation and the result (empty: reproduced).
-    fn mismatches(&self, result: &RunResult) -> Vec<String> {
-        let got = result
-            .violation
-            .as_ref()
-            .map(|v| v.invariant.name().to_string());
-        let mut out = Vec::new();
-        if got != self.invariant {
-            let show = |i: &Option<String>| i.clone().unwrap_or_else(|| "pass".into());
-            out.push(format!(
-                "expected {}, got {}",
-                show(&self.invariant),
-                show(&got)
-            ));
-        }
-        if let Some(hash) = self.hash.as_ref().filter(|h| **h != result.trace_hash) {
-            out.push(format!("expected trace {hash}, got {}", result.trace_hash));
-        }
-        if let Some(build) = self.build.as_ref().filter(|_| !out.is_empty()) {
-            out.push(build.to_string());
-        }
-        out
-    }
+    /// Also fail (exit 1) when a run file's replay ends in the expected verdict but with
+    /// another trace hash (by default that is a warning)
+    #[arg(long)]
+    pub strict_hash: bool,
 }
 
 /// Replays and reports.
 pub fn run(args: &ReplayArgs) -> CliResult {
-    let (spec, expectation) = target(args)?;
+    let (spec, file) = match args.run.load()? {
+        Source::Seed(spec) => (spec, None),
+        Source::File(file) => (file.spec.clone(), Some(file).filter(RunFile::expects)),
+    };
     let (result, ledger) = run_with_ledger(&spec);
     if args.coverage {
         let features = Features::of_run(result.trace.events(), &ledger);
@@ -89,10 +64,14 @@ pub fn run(args: &ReplayArgs) -> CliResult {
     } else {
         print_result(args, &result);
     }
-    let Some(expectation) = expectation else {
+    let Some(file) = file else {
         return Ok(Outcome::failed_if(!result.passed()));
     };
-    let mismatches = expectation.mismatches(&result);
+    let replayed = file.compare(&result);
+    if let Some(warning) = replayed.hash_warning(args.strict_hash) {
+        eprintln!("shardstorm: warning: {warning}");
+    }
+    let mismatches = replayed.mismatches(args.strict_hash);
     if !args.hash_only {
         if mismatches.is_empty() {
             println!("reproduced: {}", verdict_word(&result));
@@ -101,22 +80,6 @@ pub fn run(args: &ReplayArgs) -> CliResult {
         }
     }
     Ok(Outcome::failed_if(!mismatches.is_empty()))
-}
-
-/// The spec to run and, for a run file with `expect-*` lines, what it should do.
-fn target(args: &ReplayArgs) -> Result<(RunSpec, Option<Expectation>), super::error::CliError> {
-    let file = match args.run.load()? {
-        Source::Seed(spec) => return Ok((spec, None)),
-        Source::File(file) => file,
-    };
-    let expects = file.expect_invariant.is_some() || file.expect_hash.is_some();
-    let build = file.build_mismatch();
-    let expectation = expects.then_some(Expectation {
-        invariant: file.expect_invariant,
-        hash: file.expect_hash,
-        build,
-    });
-    Ok((file.spec, expectation))
 }
 
 fn verdict_word(result: &RunResult) -> String {

@@ -2,7 +2,7 @@
 //! file. A file written by a build with another behaviour fingerprint loads with one warning
 //! line on stderr, since replaying it on this build may give another run.
 
-use super::args::ScenarioArgs;
+use super::args::{number, ScenarioArgs};
 use super::error::CliError;
 use clap::Args;
 use shardstorm_harness::runfile::RunFile;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 #[derive(Args, Debug)]
 pub struct RunSource {
     /// This seed of the (standard unless given) scenario
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true, value_parser = number::<u64>)]
     pub seed: Option<u64>,
     /// This run file
     #[arg(value_name = "FILE")]
@@ -33,7 +33,7 @@ impl RunSource {
     pub fn load(&self) -> Result<Source, CliError> {
         match &self.file {
             None => Ok(Source::Seed(
-                self.scenario.spec(self.seed.unwrap_or_default()),
+                self.scenario.spec(self.seed.unwrap_or_default())?,
             )),
             Some(path) => {
                 self.scenario.reject_with_file()?;

@@ -29,7 +29,7 @@ pub struct ShrinkArgs {
     #[arg(long, value_name = "NAME")]
     pub invariant: Option<Invariant>,
     /// Where to write the minimized run file [default: FILE.min.run, or
-    /// regressions/seed-<S>-<invariant>.min.run]
+    /// out/failures/seed-<S>-<invariant>.min.run]
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -54,7 +54,9 @@ fn output_path(args: &ShrinkArgs, seed: u64, invariant: Invariant) -> PathBuf {
     }
     match &args.run.file {
         Some(file) => file.with_extension("min.run"),
-        None => Path::new("regressions").join(format!("seed-{seed}-{invariant}.min.run")),
+        None => {
+            Path::new(super::explore::DEFAULT_OUT).join(format!("seed-{seed}-{invariant}.min.run"))
+        }
     }
 }
 
@@ -99,6 +101,15 @@ impl ShrinkProgress {
 /// Shrinks, writes the run file and prints how it went.
 pub fn run(args: &ShrinkArgs) -> CliResult {
     let (spec, invariant) = target(args)?;
+    // The directory of the result, checked before minutes of shrinking (the name may depend
+    // on the invariant, the directory does not).
+    let dir = output_path(args, spec.seed, Invariant::Liveness)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf);
+    if let Some(dir) = &dir {
+        super::explore::check_out_dir(dir)?;
+    }
     let started = Instant::now();
     let mut progress = ShrinkProgress::new();
     let shrunk = shrink(&spec, invariant, &mut |replays| progress.update(replays));
