@@ -396,7 +396,8 @@ fn readme_commands() -> Vec<Vec<String>> {
         let Some((_, rest)) = code.split_once("cargo run --release -- ") else {
             continue;
         };
-        let rest = rest.split('>').next().unwrap_or_default();
+        // The command ends at a redirection or a pipe into another program.
+        let rest = rest.split(['>', '|']).next().unwrap_or_default();
         commands.push(rest.split_whitespace().map(str::to_string).collect());
     }
     commands
