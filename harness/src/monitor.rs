@@ -59,7 +59,9 @@ impl Monitor {
 
     /// Checks, steps, checks and audits; every violation found is pushed to `found`.
     pub fn step(&mut self, cluster: &mut Cluster, found: &mut Vec<Violation>) -> Stepped {
-        self.check(cluster, found);
+        // What the harness did between steps (crashes, restarts): a restarted node is audited
+        // now, before its restart logic runs inside the step.
+        self.check_events(cluster, found);
         let sim = &mut cluster.sim;
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()))
             .unwrap_or_else(|panic| {
@@ -77,14 +79,23 @@ impl Monitor {
         }
     }
 
-    /// Checks the new trace events, then carries out the audits due.
-    pub fn check(&mut self, cluster: &Cluster, found: &mut Vec<Violation>) {
-        {
-            let trace = cluster.recorder.lock();
-            while let Some(v) = self.oracle.check_new(trace.events()) {
-                found.push(v);
-            }
+    /// Checks the new trace events and carries out the audits they asked for.
+    fn check_events(&mut self, cluster: &Cluster, found: &mut Vec<Violation>) {
+        self.read_trace(cluster, found);
+        self.audit(cluster, Vec::new(), found);
+    }
+
+    fn read_trace(&mut self, cluster: &Cluster, found: &mut Vec<Violation>) {
+        let trace = cluster.recorder.lock();
+        while let Some(v) = self.oracle.check_new(trace.events()) {
+            found.push(v);
         }
+    }
+
+    /// After a step: checks the new trace events, tracks disk errors, then carries out the
+    /// audits due.
+    pub fn check(&mut self, cluster: &Cluster, found: &mut Vec<Violation>) {
+        self.read_trace(cluster, found);
         self.track_disk_errors(cluster);
         let mut due = self.oracle.take_audit_requests();
         let epoch = cluster.chain.epoch();

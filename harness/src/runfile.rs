@@ -796,17 +796,18 @@ mod tests {
     }
 
     #[test]
-    fn comment_heavy_sections_parse_in_linear_time() {
+    fn comment_heavy_sections_parse_and_count_lines_right() {
+        // 6 MB of comments: quadratic line counting took minutes here; the running count is
+        // linear (its speed is measured, not asserted). Line numbers must still be exact.
         let comments = "# a comment line in the schedule\n".repeat(200_000);
-        let text = format!("{}\n[schedule]\n{comments}1.000s crash n1\n", minimal());
-        let started = std::time::Instant::now();
+        let head = format!("{}\n[schedule]\n", minimal());
+        let text = format!("{head}{comments}1.000s crash n1\n");
         let file: RunFile = text.parse().expect("parses");
         assert_eq!(file.spec.schedule.map(|s| s.len()), Some(1));
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "6 MB of comments took {:?}",
-            started.elapsed()
-        );
+        let bad = format!("{head}{comments}not a fault\n");
+        let line = head.lines().count() + 200_000 + 1;
+        let err = parse_err(&bad).to_string();
+        assert!(err.contains(&format!("line {line}")), "{err}");
     }
 
     #[test]
