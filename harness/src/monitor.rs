@@ -8,7 +8,7 @@
 use crate::cluster::Cluster;
 use crate::oracle::{AuditPoint, BlobTruth, SafetyOracle, Violation};
 use crate::workload::WorkloadLog;
-use shardstorm_node::storage::{dump_disk, DiskImage};
+use shardstorm_node::storage::{dump_disk, DiskImage, SimDisk, StorageError, StoredState};
 use shardstorm_node::{BlobId, Epoch, NodeId};
 use std::collections::BTreeMap;
 
@@ -35,6 +35,9 @@ pub struct Monitor {
     done_epoch: Epoch,
     /// State audits on (`SHARDSTORM_STATE_AUDITS=off` turns them off, to measure their cost).
     audits_on: bool,
+    /// Per node: the last state read from its disk and the disk version it was read at. A disk
+    /// whose visible bytes did not change since holds the same state, so it is not read again.
+    stored: BTreeMap<NodeId, (u64, StoredState)>,
 }
 
 /// The text of a caught panic.
@@ -54,6 +57,7 @@ impl Monitor {
             disk_errors: BTreeMap::new(),
             done_epoch: 0,
             audits_on: std::env::var("SHARDSTORM_STATE_AUDITS").map_or(true, |v| v != "off"),
+            stored: BTreeMap::new(),
         }
     }
 
@@ -155,19 +159,16 @@ impl Monitor {
             if !host.up {
                 continue;
             }
-            let context = {
+            let v = match read_state(&mut self.stored, node, &host.disk) {
+                Ok(state) => self.oracle.audit(node, point, state, &truths, t_ms),
+                Err(e) => Some(self.oracle.unreadable(node, point, e.to_string(), t_ms)),
+            };
+            // The trace excerpt is formatted only for a violation.
+            let v = v.map(|mut v| {
                 let trace = cluster.recorder.lock();
-                trace.context(trace.len().saturating_sub(1), 30)
-            };
-            let v = match dump_disk(&host.disk, DiskImage::Visible) {
-                Ok(state) => self
-                    .oracle
-                    .audit(node, point, &state, &truths, t_ms, context),
-                Err(e) => Some(
-                    self.oracle
-                        .unreadable(node, point, e.to_string(), t_ms, context),
-                ),
-            };
+                v.context = trace.context(trace.len().saturating_sub(1), 30);
+                v
+            });
             found.extend(v);
         }
     }
@@ -178,4 +179,19 @@ impl Monitor {
             .map(|w| w.truths())
             .unwrap_or_default()
     }
+}
+
+/// What `disk` holds now: read from a copy of it, or the state read at the same version.
+fn read_state<'a>(
+    stored: &'a mut BTreeMap<NodeId, (u64, StoredState)>,
+    node: NodeId,
+    disk: &SimDisk,
+) -> Result<&'a StoredState, StorageError> {
+    let version = disk.version();
+    let fresh = stored.get(&node).is_some_and(|(v, _)| *v == version);
+    if !fresh {
+        let state = dump_disk(disk, DiskImage::Visible)?;
+        stored.insert(node, (version, state));
+    }
+    Ok(&stored[&node].1)
 }

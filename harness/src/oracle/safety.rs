@@ -144,7 +144,6 @@ impl SafetyOracle {
         state: &StoredState,
         truths: &BTreeMap<BlobId, BlobTruth>,
         t_ms: u64,
-        context: Vec<String>,
     ) -> Option<Violation> {
         self.audits += 1;
         let model = self.nodes.entry(node).or_default();
@@ -160,7 +159,7 @@ impl SafetyOracle {
         model.rebase(state);
         found.map(|mut f| {
             f.message = format!("{} (state audit {})", f.message, point.name());
-            violation(f, node, t_ms, context)
+            violation(f, node, t_ms, Vec::new())
         })
     }
 
@@ -171,14 +170,13 @@ impl SafetyOracle {
         point: AuditPoint,
         error: String,
         t_ms: u64,
-        context: Vec<String>,
     ) -> Violation {
         let f = Found {
             invariant: Invariant::UnreadableStorage,
             shard: None,
             message: format!("state audit {}: {error}", point.name()),
         };
-        violation(f, node, t_ms, context)
+        violation(f, node, t_ms, Vec::new())
     }
 }
 

@@ -99,6 +99,8 @@ struct SimDiskState {
     syncs: u64,
     eio_errors: u64,
     corrupted_reads: u64,
+    /// Incremented by every change of the visible bytes (a write, a length change, a crash).
+    version: u64,
 }
 
 impl SimDisk {
@@ -117,6 +119,7 @@ impl SimDisk {
             syncs: 0,
             eio_errors: 0,
             corrupted_reads: 0,
+            version: 0,
         };
         Self {
             state: Arc::new(Mutex::new(state)),
@@ -170,6 +173,12 @@ impl SimDisk {
             eio_errors: s.eio_errors,
             corrupted_reads: s.corrupted_reads,
         }
+    }
+
+    /// The version of the visible bytes: equal versions mean equal bytes, so an auditor may
+    /// reuse what it read at an earlier version.
+    pub fn version(&self) -> u64 {
+        self.lock().version
     }
 
     /// A new, fault-free disk holding a copy of this disk's bytes (an auditor's copy: reading
@@ -324,6 +333,7 @@ impl SimDiskState {
     }
 
     fn push(&mut self, op: PendingOp) {
+        self.version += 1;
         apply(&mut self.visible, &op);
         self.pending.push(op);
     }
@@ -339,6 +349,7 @@ impl SimDiskState {
 
     fn crash(&mut self) {
         self.generation += 1;
+        self.version += 1;
         let pending = std::mem::take(&mut self.pending);
         if self.torn_writes && !pending.is_empty() {
             let keep = self.rng.random_range(0..=pending.len());
@@ -429,6 +440,30 @@ mod tests {
         d.crash();
         assert_eq!(read_all(&d), vec![1, 2, 3]);
         assert_eq!(d.stats().unsynced_writes, 0);
+    }
+
+    #[test]
+    fn the_version_moves_with_every_change_of_the_visible_bytes_only() {
+        let d = SimDisk::new(1);
+        let b = d.backend();
+        let v0 = d.version();
+        b.write(0, &[1, 2, 3]).unwrap();
+        let v1 = d.version();
+        assert!(v1 > v0);
+        b.sync_data().unwrap();
+        let mut out = [0; 3];
+        b.read(0, &mut out).unwrap();
+        let _ = d.image(DiskImage::Visible);
+        assert_eq!(
+            d.version(),
+            v1,
+            "syncs, reads and images change nothing visible"
+        );
+        b.set_len(8).unwrap();
+        let v2 = d.version();
+        assert!(v2 > v1);
+        d.crash();
+        assert!(d.version() > v2, "a crash may drop visible writes");
     }
 
     #[test]

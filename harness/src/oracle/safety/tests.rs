@@ -418,7 +418,7 @@ fn state(status: NodeStatus, shards: &[(u16, ShardStatus)]) -> StoredState {
 }
 
 fn audit(oracle: &mut SafetyOracle, point: AuditPoint, s: &StoredState) -> Option<Violation> {
-    oracle.audit(N1, point, s, &BTreeMap::new(), 0, Vec::new())
+    oracle.audit(N1, point, s, &BTreeMap::new(), 0)
 }
 
 fn harness(t_ms: u64, h: crate::trace::HarnessEvent) -> TraceEvent {
@@ -600,10 +600,7 @@ fn a_stored_sliver_that_is_not_the_blobs_encoding_is_caught() {
         .insert((SliverType::Primary, blob), [1; 32]);
     let mut oracle = SafetyOracle::new(chain());
     oracle.check_new(&trace_of(events.clone()));
-    assert_eq!(
-        oracle.audit(N1, AuditPoint::End, &s, &truths, 0, Vec::new()),
-        None
-    );
+    assert_eq!(oracle.audit(N1, AuditPoint::End, &s, &truths, 0), None);
     s.shards
         .get_mut(&ShardIndex(0))
         .unwrap()
@@ -612,7 +609,7 @@ fn a_stored_sliver_that_is_not_the_blobs_encoding_is_caught() {
     let mut oracle = SafetyOracle::new(chain());
     oracle.check_new(&trace_of(events));
     let v = oracle
-        .audit(N1, AuditPoint::End, &s, &truths, 0, Vec::new())
+        .audit(N1, AuditPoint::End, &s, &truths, 0)
         .expect("corrupted sliver");
     assert_eq!(v.invariant, Invariant::UnverifiedSliver, "{v}");
 }
