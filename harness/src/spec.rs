@@ -10,6 +10,7 @@ use shardstorm_faults::{
     Shape,
 };
 use shardstorm_node::blob::{MAX_SHARDS, MIN_SHARDS};
+use shardstorm_node::fail_points as fp;
 use shardstorm_node::Bug;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -35,46 +36,46 @@ pub const FAIL_POINTS: &[(&str, FailPointKind)] = &[
     // Test-only: ends a failing sync as if the node crashed, for tests that then call
     // `restart_syncs` (spec 4.3). Armed alone it leaves a live node with a dead sync, a state
     // no real node reaches, so the nemesis only observes it (real crashes come from `crash`).
-    ("sync.no_retry", FailPointKind::Probe),
-    ("sync.metadata.error_before_fetch", FailPointKind::If),
-    ("sync.metadata.pause", FailPointKind::Async),
-    ("sync.metadata.error_during_fetch", FailPointKind::Arg),
-    ("sync.metadata.unavailable", FailPointKind::If),
-    ("sync.fetch_sliver", FailPointKind::Arg),
-    ("sync.direct_recovery", FailPointKind::Probe),
-    ("sync.recovery.start", FailPointKind::Probe),
-    ("sync.recovery.after_start", FailPointKind::If),
-    ("sync.recovery.recover_blob", FailPointKind::Probe),
-    ("sync.recovery.skip_initial_cert_check", FailPointKind::If),
-    ("source.return_empty", FailPointKind::If),
-    ("source.return_error", FailPointKind::If),
-    ("node.enter_recovery_mode", FailPointKind::Async),
-    ("node.incomplete_history", FailPointKind::Async),
-    ("events.before_process", FailPointKind::Async),
-    ("events.process", FailPointKind::Async),
-    ("events.initial_cursor", FailPointKind::Arg),
-    ("events.epoch_check", FailPointKind::Arg),
-    ("events.flush_pending_caches", FailPointKind::Async),
-    ("epoch.change_start.entry", FailPointKind::Async),
-    ("epoch.finisher.block", FailPointKind::Async),
-    ("node_recovery.entry", FailPointKind::Async),
-    ("node_recovery.start_sync", FailPointKind::Async),
-    ("blob_sync.certified_event", FailPointKind::Async),
-    ("blob_sync.before_put_sliver", FailPointKind::Async),
+    (fp::SYNC_NO_RETRY, FailPointKind::Probe),
+    (fp::SYNC_METADATA_ERROR_BEFORE_FETCH, FailPointKind::If),
+    (fp::SYNC_METADATA_PAUSE, FailPointKind::Async),
+    (fp::SYNC_METADATA_ERROR_DURING_FETCH, FailPointKind::Arg),
+    (fp::SYNC_METADATA_UNAVAILABLE, FailPointKind::If),
+    (fp::SYNC_FETCH_SLIVER, FailPointKind::Arg),
+    (fp::SYNC_DIRECT_RECOVERY, FailPointKind::Probe),
+    (fp::SYNC_RECOVERY_START, FailPointKind::Probe),
+    (fp::SYNC_RECOVERY_AFTER_START, FailPointKind::If),
+    (fp::SYNC_RECOVERY_RECOVER_BLOB, FailPointKind::Probe),
+    (fp::SYNC_RECOVERY_SKIP_INITIAL_CERT_CHECK, FailPointKind::If),
+    (fp::SOURCE_RETURN_EMPTY, FailPointKind::If),
+    (fp::SOURCE_RETURN_ERROR, FailPointKind::If),
+    (fp::NODE_ENTER_RECOVERY_MODE, FailPointKind::Async),
+    (fp::NODE_INCOMPLETE_HISTORY, FailPointKind::Async),
+    (fp::EVENTS_BEFORE_PROCESS, FailPointKind::Async),
+    (fp::EVENTS_PROCESS, FailPointKind::Async),
+    (fp::EVENTS_INITIAL_CURSOR, FailPointKind::Arg),
+    (fp::EVENTS_EPOCH_CHECK, FailPointKind::Arg),
+    (fp::EVENTS_FLUSH_PENDING_CACHES, FailPointKind::Async),
+    (fp::EPOCH_CHANGE_START_ENTRY, FailPointKind::Async),
+    (fp::EPOCH_FINISHER_BLOCK, FailPointKind::Async),
+    (fp::NODE_RECOVERY_ENTRY, FailPointKind::Async),
+    (fp::NODE_RECOVERY_START_SYNC, FailPointKind::Async),
+    (fp::BLOB_SYNC_CERTIFIED_EVENT, FailPointKind::Async),
+    (fp::BLOB_SYNC_BEFORE_PUT_SLIVER, FailPointKind::Async),
     // A test-only switch: armed, certified events start no blob sync and nothing repairs that,
     // so the nemesis only observes it.
-    ("blob_sync.skip_non_extension", FailPointKind::Probe),
-    ("db.write_batch.before", FailPointKind::Crash),
-    ("db.write_batch.after", FailPointKind::Crash),
-    ("db.put.before", FailPointKind::Crash),
-    ("db.put.after", FailPointKind::Crash),
-    ("db.delete.before", FailPointKind::Crash),
-    ("db.delete.after", FailPointKind::Crash),
-    ("db.create_shard.before", FailPointKind::Crash),
-    ("events.handle.before", FailPointKind::Crash),
-    ("events.handle.after", FailPointKind::Crash),
-    ("events.write.before", FailPointKind::Crash),
-    ("events.write.after", FailPointKind::Crash),
+    (fp::BLOB_SYNC_SKIP_NON_EXTENSION, FailPointKind::Probe),
+    (fp::DB_WRITE_BATCH_BEFORE, FailPointKind::Crash),
+    (fp::DB_WRITE_BATCH_AFTER, FailPointKind::Crash),
+    (fp::DB_PUT_BEFORE, FailPointKind::Crash),
+    (fp::DB_PUT_AFTER, FailPointKind::Crash),
+    (fp::DB_DELETE_BEFORE, FailPointKind::Crash),
+    (fp::DB_DELETE_AFTER, FailPointKind::Crash),
+    (fp::DB_CREATE_SHARD_BEFORE, FailPointKind::Crash),
+    (fp::EVENTS_HANDLE_BEFORE, FailPointKind::Crash),
+    (fp::EVENTS_HANDLE_AFTER, FailPointKind::Crash),
+    (fp::EVENTS_WRITE_BEFORE, FailPointKind::Crash),
+    (fp::EVENTS_WRITE_AFTER, FailPointKind::Crash),
 ];
 
 /// Status texts the harness accepts in `status` faults.
@@ -353,6 +354,16 @@ mod tests {
             schedule: Some(text.parse().expect("schedule parses")),
             ..RunSpec::standard(1)
         }
+    }
+
+    #[test]
+    fn the_catalogue_is_exactly_the_nodes_fail_points() {
+        let catalogue: Vec<&str> = FAIL_POINTS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            catalogue,
+            fp::ALL,
+            "FAIL_POINTS and node's fail_points::ALL differ"
+        );
     }
 
     #[test]

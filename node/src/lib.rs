@@ -6,6 +6,7 @@ pub mod blob;
 pub mod chain;
 pub mod config;
 pub mod ctx;
+pub mod fail_points;
 pub mod node;
 pub mod status;
 pub mod storage;

@@ -9,6 +9,7 @@ use crate::blob::{
 };
 use crate::config::Bug;
 use crate::ctx::ProbeEvent;
+use crate::fail_points;
 use crate::status::NodeStatus;
 use crate::storage::StorageError;
 use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
@@ -63,7 +64,10 @@ impl Node {
                 if self.is_retired(blob)? {
                     return Err(NodeError::Retired);
                 }
-                self.ctx.fail.check("blob_sync.before_put_sliver").await?;
+                self.ctx
+                    .fail
+                    .check(fail_points::BLOB_SYNC_BEFORE_PUT_SLIVER)
+                    .await?;
                 self.storage.put_sliver(shard, ty, blob, &sliver)?;
                 self.ctx.report(ProbeEvent::SliverStored {
                     shard,
@@ -176,7 +180,11 @@ impl Node {
             return Ok(true);
         }
         if kind == CertifiedKind::Initial
-            && self.ctx.fail.flag("blob_sync.skip_non_extension").await
+            && self
+                .ctx
+                .fail
+                .flag(fail_points::BLOB_SYNC_SKIP_NON_EXTENSION)
+                .await
         {
             return Ok(true);
         }
@@ -200,7 +208,11 @@ impl Node {
         index: u64,
         pending: PendingGuard,
     ) {
-        let _ = self.ctx.fail.eval("blob_sync.certified_event").await;
+        let _ = self
+            .ctx
+            .fail
+            .eval(fail_points::BLOB_SYNC_CERTIFIED_EVENT)
+            .await;
         drop(pending);
         loop {
             match self.blob_sync(blob).await {

@@ -5,6 +5,7 @@
 use super::{lock, node_spawn, CommitteeView, Node, NodeError, ShardDiff};
 use crate::config::Bug;
 use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter};
+use crate::fail_points;
 use crate::status::{NodeStatus, ShardStatus};
 use crate::types::{Epoch, ShardIndex};
 use std::collections::BTreeSet;
@@ -26,7 +27,10 @@ impl Node {
         index: u64,
         e: Epoch,
     ) -> Result<bool, NodeError> {
-        self.ctx.fail.check("epoch.change_start.entry").await?;
+        self.ctx
+            .fail
+            .check(fail_points::EPOCH_CHANGE_START_ENTRY)
+            .await?;
         self.ctx.report(ProbeEvent::EpochChangeStart { epoch: e });
         let previous_finisher = lock(&self.finisher).take();
         if let Some(finisher) = previous_finisher {
@@ -42,7 +46,11 @@ impl Node {
         let chain_epoch = self.chain.epoch();
         if chain_epoch > e {
             drop(shard_map);
-            let _ = self.ctx.fail.eval("node.enter_recovery_mode").await;
+            let _ = self
+                .ctx
+                .fail
+                .eval(fail_points::NODE_ENTER_RECOVERY_MODE)
+                .await;
             self.enter_recovery_mode(NodeStatusWriter::N4, e).await?;
             return self.catch_up_path(index, e).await;
         }
@@ -96,7 +104,10 @@ impl Node {
                 if !replay || self.config.has(Bug::ReplayResyncsSyncedShard) {
                     self.reset_stale_shard(*shard)?;
                 }
-                self.ctx.fail.check("db.create_shard.before").await?;
+                self.ctx
+                    .fail
+                    .check(fail_points::DB_CREATE_SHARD_BEFORE)
+                    .await?;
                 self.create_shard(*shard)?;
             }
             self.storage.set_gained_epoch(e)?;
@@ -260,7 +271,10 @@ impl Node {
     }
 
     async fn finisher_step(&self, job: &FinisherJob) -> Result<(), NodeError> {
-        self.ctx.fail.check("epoch.finisher.block").await?;
+        self.ctx
+            .fail
+            .check(fail_points::EPOCH_FINISHER_BLOCK)
+            .await?;
         let view = self.view();
         if !job.shards_gained && view.current.contains(self.ctx.id) && view.epoch() == job.epoch {
             self.attest(job.epoch, AttestationPath::Finisher);

@@ -7,6 +7,7 @@ use super::blob_sync::CertifiedKind;
 use super::{lock, Node, NodeError};
 use crate::chain::ChainEvent;
 use crate::ctx::{NodeStatusWriter, ProbeEvent};
+use crate::fail_points;
 use crate::status::NodeStatus;
 use crate::types::{BlobId, BlobInfo, Epoch};
 use std::collections::BTreeSet;
@@ -50,9 +51,12 @@ impl Node {
             indices.fold(None, |last, index| events.complete(index).or(last))
         };
         if let Some(cursor) = advanced {
-            self.ctx.fail.check("events.write.before").await?;
+            self.ctx
+                .fail
+                .check(fail_points::EVENTS_WRITE_BEFORE)
+                .await?;
             self.storage.set_event_cursor(cursor)?;
-            self.ctx.fail.check("events.write.after").await?;
+            self.ctx.fail.check(fail_points::EVENTS_WRITE_AFTER).await?;
         }
         Ok(())
     }
@@ -83,11 +87,20 @@ impl Node {
                     lag_checked = true;
                     self.lag_check(event.epoch(), epoch_at_start).await?;
                 }
-                self.ctx.fail.check("events.before_process").await?;
-                let _ = self.ctx.fail.eval("events.process").await;
-                self.ctx.fail.check("events.handle.before").await?;
+                self.ctx
+                    .fail
+                    .check(fail_points::EVENTS_BEFORE_PROCESS)
+                    .await?;
+                let _ = self.ctx.fail.eval(fail_points::EVENTS_PROCESS).await;
+                self.ctx
+                    .fail
+                    .check(fail_points::EVENTS_HANDLE_BEFORE)
+                    .await?;
                 let complete_now = self.handle_event(index, &event).await?;
-                self.ctx.fail.check("events.handle.after").await?;
+                self.ctx
+                    .fail
+                    .check(fail_points::EVENTS_HANDLE_AFTER)
+                    .await?;
                 if complete_now {
                     self.mark_event_complete(index).await?;
                 }
@@ -103,7 +116,7 @@ impl Node {
             if let Some(c) = self
                 .ctx
                 .fail
-                .arg("events.initial_cursor")
+                .arg(fail_points::EVENTS_INITIAL_CURSOR)
                 .await
                 .and_then(|a| a.trim().parse().ok())
             {
@@ -112,7 +125,11 @@ impl Node {
         }
         let first = self.chain.first_available_event();
         if cursor == 0 && first > 0 {
-            let _ = self.ctx.fail.eval("node.incomplete_history").await;
+            let _ = self
+                .ctx
+                .fail
+                .eval(fail_points::NODE_INCOMPLETE_HISTORY)
+                .await;
             let status = NodeStatus::RecoveryCatchUpWithIncompleteHistory {
                 first_complete_epoch: self.chain.first_complete_epoch(),
                 epoch_at_start: self.committee_epoch(),
@@ -131,7 +148,7 @@ impl Node {
         let threshold: Epoch = self
             .ctx
             .fail
-            .arg("events.epoch_check")
+            .arg(fail_points::EVENTS_EPOCH_CHECK)
             .await
             .and_then(|a| a.trim().parse().ok())
             .unwrap_or(1);

@@ -4,6 +4,7 @@
 
 use super::{Node, NodeError};
 use crate::ctx::{ProbeEvent, TaskId};
+use crate::fail_points;
 use crate::types::BlobId;
 use futures::StreamExt;
 
@@ -24,15 +25,18 @@ impl Node {
     async fn recover_metadata_inner(&self) -> Result<usize, NodeError> {
         self.ctx
             .fail
-            .check("sync.metadata.error_before_fetch")
+            .check(fail_points::SYNC_METADATA_ERROR_BEFORE_FETCH)
             .await?;
-        self.ctx.fail.check("sync.metadata.pause").await?;
+        self.ctx
+            .fail
+            .check(fail_points::SYNC_METADATA_PAUSE)
+            .await?;
         let epoch = self.committee_epoch();
         let blobs = self.storage.certified_before(epoch)?;
         let error_at: Option<usize> = self
             .ctx
             .fail
-            .arg("sync.metadata.error_during_fetch")
+            .arg(fail_points::SYNC_METADATA_ERROR_DURING_FETCH)
             .await
             .and_then(|a| a.trim().parse().ok());
         let count = blobs.len();
@@ -44,7 +48,7 @@ impl Node {
                 async move {
                     if fail_here {
                         return Err(NodeError::Injected(shardstorm_faults::Injected {
-                            point: "sync.metadata.error_during_fetch".into(),
+                            point: fail_points::SYNC_METADATA_ERROR_DURING_FETCH.into(),
                             message: format!("scan count {scheduled}"),
                         }));
                     }

@@ -4,6 +4,7 @@
 use super::{lock, node_spawn, Node, NodeError};
 use crate::config::Bug;
 use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent};
+use crate::fail_points;
 use crate::status::NodeStatus;
 use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
 use std::sync::Arc;
@@ -32,7 +33,10 @@ impl Node {
     }
 
     async fn node_recovery(&self, epoch: Epoch) -> Result<(), NodeError> {
-        self.ctx.fail.check("node_recovery.entry").await?;
+        self.ctx
+            .fail
+            .check(fail_points::NODE_RECOVERY_ENTRY)
+            .await?;
         self.ctx.report(ProbeEvent::NodeRecoveryStart { epoch });
         loop {
             let missing = self.missing_slivers(epoch)?;
@@ -40,7 +44,11 @@ impl Node {
                 break;
             }
             for (blob, shard, ty) in missing {
-                let _ = self.ctx.fail.eval("node_recovery.start_sync").await;
+                let _ = self
+                    .ctx
+                    .fail
+                    .eval(fail_points::NODE_RECOVERY_START_SYNC)
+                    .await;
                 if let Err(e) = self.recover_and_store(blob, shard, ty, epoch).await {
                     tracing::debug!(node = %self.ctx.id, %blob, error = %e, "node recovery: blob not recovered yet");
                 }

@@ -3,6 +3,7 @@
 
 use super::{Node, NodeError};
 use crate::blob::BlobMetadata;
+use crate::fail_points;
 use crate::types::{BlobId, NodeId};
 use crate::wire::{self, CallTimeouts, Request, Response, NODE_PORT};
 use rand::seq::SliceRandom;
@@ -59,7 +60,12 @@ impl Node {
             if self.is_retired(blob)? {
                 return Err(NodeError::Retired);
             }
-            if !self.ctx.fail.flag("sync.metadata.unavailable").await {
+            if !self
+                .ctx
+                .fail
+                .flag(fail_points::SYNC_METADATA_UNAVAILABLE)
+                .await
+            {
                 for peer in self.metadata_peers(blob) {
                     if let Ok(Response::Metadata(m)) =
                         self.call_node(peer, &Request::GetMetadata { blob }).await

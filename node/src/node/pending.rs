@@ -4,6 +4,7 @@
 //! it proceeds (spec 6.1 step 3).
 
 use super::{lock, node_spawn, Node, NodeError};
+use crate::fail_points;
 use crate::types::{BlobId, BlobInfo};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -102,7 +103,11 @@ impl Node {
         if lock(&self.pending_cache).is_empty() {
             return Ok(());
         }
-        let _ = self.ctx.fail.eval("events.flush_pending_caches").await;
+        let _ = self
+            .ctx
+            .fail
+            .eval(fail_points::EVENTS_FLUSH_PENDING_CACHES)
+            .await;
         let entries = std::mem::take(&mut *lock(&self.pending_cache));
         if let Err(e) = self.write_registrations(&entries) {
             // Put them back, ahead of newer registrations.

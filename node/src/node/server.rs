@@ -5,6 +5,7 @@
 use super::{node_spawn, Node, NodeError};
 use crate::blob::verify_sliver;
 use crate::ctx::ProbeEvent;
+use crate::fail_points;
 use crate::status::ShardStatus;
 use crate::types::{BlobId, Epoch, NodeId, ShardIndex, SliverType};
 use crate::wire::{self, Envelope, Request, Response, ServiceError, NODE_PORT};
@@ -139,7 +140,7 @@ impl Node {
         if view.current.owner(shard) != Some(requester) {
             return Err(ServiceError::Unauthorized);
         }
-        if self.ctx.fail.flag("source.return_error").await {
+        if self.ctx.fail.flag(fail_points::SOURCE_RETURN_ERROR).await {
             return Err(ServiceError::Internal(
                 "injected source.return_error".into(),
             ));
@@ -157,7 +158,7 @@ impl Node {
         if !self.storage.has_shard(shard).map_err(internal)? {
             return Err(ServiceError::ShardNotAssigned(shard));
         }
-        let empty = self.ctx.fail.flag("source.return_empty").await;
+        let empty = self.ctx.fail.flag(fail_points::SOURCE_RETURN_EMPTY).await;
         let page = self.sync_page(shard, ty, start, count, epoch, empty)?;
         self.ctx.report(ProbeEvent::SliversServed {
             requester,

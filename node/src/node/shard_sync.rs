@@ -9,6 +9,7 @@ use crate::config::Bug;
 use crate::ctx::{
     AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter, SyncOutcome, TaskId,
 };
+use crate::fail_points;
 use crate::status::{NodeStatus, ShardStatus};
 use crate::types::{Epoch, ShardIndex};
 use rand::{Rng, SeedableRng};
@@ -242,7 +243,7 @@ impl Node {
                 Err(e) => e,
             };
             tracing::info!(node = %self.ctx.id, %shard, error = %error, "shard sync attempt failed");
-            if self.ctx.fail.flag("sync.no_retry").await {
+            if self.ctx.fail.flag(fail_points::SYNC_NO_RETRY).await {
                 return self.shard_sync_succeeded(shard, epoch, SyncOutcome::SimulatedCrash);
             }
             match classify(&error, directly_recover) {
@@ -273,7 +274,7 @@ impl Node {
                             shard,
                             forced: force,
                         });
-                        let _ = self.ctx.fail.eval("sync.direct_recovery").await;
+                        let _ = self.ctx.fail.eval(fail_points::SYNC_DIRECT_RECOVERY).await;
                     }
                 }
             }

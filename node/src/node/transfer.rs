@@ -3,6 +3,7 @@
 use super::{Node, NodeError};
 use crate::blob::verify_sliver;
 use crate::ctx::{ProbeEvent, ShardStatusWriter};
+use crate::fail_points;
 use crate::status::ShardStatus;
 use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
 use crate::wire::{Request, Response};
@@ -82,7 +83,7 @@ impl Node {
             let fault = self
                 .ctx
                 .fail
-                .arg("sync.fetch_sliver")
+                .arg(fail_points::SYNC_FETCH_SLIVER)
                 .await
                 .and_then(|a| parse_fetch_fault(&a));
             let mut fetched = 0usize;
@@ -217,12 +218,15 @@ impl Node {
             shard,
             pending: pending.len(),
         });
-        let _ = self.ctx.fail.eval("sync.recovery.start").await;
-        self.ctx.fail.check("sync.recovery.after_start").await?;
+        let _ = self.ctx.fail.eval(fail_points::SYNC_RECOVERY_START).await;
+        self.ctx
+            .fail
+            .check(fail_points::SYNC_RECOVERY_AFTER_START)
+            .await?;
         let mut skip_cert_check = self
             .ctx
             .fail
-            .flag("sync.recovery.skip_initial_cert_check")
+            .flag(fail_points::SYNC_RECOVERY_SKIP_INITIAL_CERT_CHECK)
             .await;
         loop {
             let pending = self.storage.pending(shard)?;
@@ -263,7 +267,11 @@ impl Node {
             self.storage.remove_pending(shard, (ty, blob))?;
             return Ok(());
         }
-        let _ = self.ctx.fail.eval("sync.recovery.recover_blob").await;
+        let _ = self
+            .ctx
+            .fail
+            .eval(fail_points::SYNC_RECOVERY_RECOVER_BLOB)
+            .await;
         match self.recover_and_store(blob, shard, ty, epoch).await {
             Ok(()) | Err(NodeError::Retired) => self.storage.remove_pending(shard, (ty, blob))?,
             Err(NodeError::Storage(e)) => return Err(e.into()),

@@ -10,6 +10,7 @@
 //! the next successful commit); it is never partially applied. After a `SimDisk::crash` this
 //! handle only returns `Crashed`: open a new `Storage` (the next incarnation).
 
+use crate::fail_points;
 mod blobs;
 mod disk;
 mod dump;
@@ -79,18 +80,18 @@ pub(crate) enum WriteKind {
 impl WriteKind {
     fn before(self) -> &'static str {
         match self {
-            WriteKind::Batch => "db.write_batch.before",
-            WriteKind::Put => "db.put.before",
-            WriteKind::Delete => "db.delete.before",
-            WriteKind::CreateShard => "db.create_shard.before",
+            WriteKind::Batch => fail_points::DB_WRITE_BATCH_BEFORE,
+            WriteKind::Put => fail_points::DB_PUT_BEFORE,
+            WriteKind::Delete => fail_points::DB_DELETE_BEFORE,
+            WriteKind::CreateShard => fail_points::DB_CREATE_SHARD_BEFORE,
         }
     }
 
     fn after(self) -> Option<&'static str> {
         match self {
-            WriteKind::Batch => Some("db.write_batch.after"),
-            WriteKind::Put => Some("db.put.after"),
-            WriteKind::Delete => Some("db.delete.after"),
+            WriteKind::Batch => Some(fail_points::DB_WRITE_BATCH_AFTER),
+            WriteKind::Put => Some(fail_points::DB_PUT_AFTER),
+            WriteKind::Delete => Some(fail_points::DB_DELETE_AFTER),
             WriteKind::CreateShard => None,
         }
     }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::blob::{encode, BlobMetadata, EncodingConfig};
+use crate::fail_points;
 use crate::status::{NodeStatus, ShardStatus};
 use crate::types::{BlobId, BlobInfo, ShardIndex, SliverType};
 use rand::{Rng, SeedableRng};
@@ -1039,58 +1040,74 @@ fn crash_points_before_a_write_prevent_it_and_after_keep_it() {
     let batch = |s: &Storage| {
         s.commit_sync_batch(sh(0), P, &[(id(1), vec![1])], &[id(2)], Some((id(1), P)))
     };
-    arm(&registry, "db.write_batch.before", "crash");
+    arm(&registry, fail_points::DB_WRITE_BATCH_BEFORE, "crash");
     assert_eq!(batch(&s), Err(StorageError::Crashed));
     assert_eq!(s.progress(sh(0)).unwrap(), None);
     assert!(s.pending(sh(0)).unwrap().is_empty());
-    arm(&registry, "db.write_batch.before", "return(disk full)");
+    arm(
+        &registry,
+        fail_points::DB_WRITE_BATCH_BEFORE,
+        "return(disk full)",
+    );
     assert_eq!(
         batch(&s),
         Err(StorageError::Io("injected: disk full".into()))
     );
     assert_eq!(s.progress(sh(0)).unwrap(), None);
-    arm(&registry, "db.write_batch.after", "crash");
+    arm(&registry, fail_points::DB_WRITE_BATCH_AFTER, "crash");
     assert_eq!(batch(&s), Err(StorageError::Crashed));
     assert_eq!(s.progress(sh(0)).unwrap(), Some((id(1), P)));
     assert_eq!(s.pending(sh(0)).unwrap(), vec![(P, id(2))]);
 
-    arm(&registry, "db.put.before", "crash");
+    arm(&registry, fail_points::DB_PUT_BEFORE, "crash");
     assert_eq!(s.set_event_cursor(9), Err(StorageError::Crashed));
     assert_eq!(s.event_cursor().unwrap(), 0);
-    arm(&registry, "db.put.after", "crash");
+    arm(&registry, fail_points::DB_PUT_AFTER, "crash");
     assert_eq!(
         s.set_shard_status(sh(0), ShardStatus::Active),
         Err(StorageError::Crashed)
     );
     assert_eq!(s.shard_status(sh(0)).unwrap(), Some(ShardStatus::Active));
 
-    arm(&registry, "db.delete.before", "crash");
+    arm(&registry, fail_points::DB_DELETE_BEFORE, "crash");
     assert_eq!(s.drop_shard(sh(0)), Err(StorageError::Crashed));
     assert!(s.has_shard(sh(0)).unwrap());
-    arm(&registry, "db.delete.after", "crash");
+    arm(&registry, fail_points::DB_DELETE_AFTER, "crash");
     assert_eq!(
         s.remove_pending(sh(0), (P, id(2))),
         Err(StorageError::Crashed)
     );
     assert!(s.pending(sh(0)).unwrap().is_empty());
 
-    arm(&registry, "db.create_shard.before", "crash");
+    arm(&registry, fail_points::DB_CREATE_SHARD_BEFORE, "crash");
     assert_eq!(s.create_shard(sh(5)), Err(StorageError::Crashed));
     assert!(!s.has_shard(sh(5)).unwrap());
     registry.clear_all();
     assert!(s.create_shard(sh(5)).unwrap());
-    assert!(registry.reached("n0", "db.create_shard.before") >= 2);
+    assert!(registry.reached("n0", fail_points::DB_CREATE_SHARD_BEFORE) >= 2);
 }
 
 #[test]
 fn write_kinds_name_the_catalogue_points() {
-    assert_eq!(WriteKind::Batch.before(), "db.write_batch.before");
-    assert_eq!(WriteKind::Batch.after(), Some("db.write_batch.after"));
-    assert_eq!(WriteKind::Put.before(), "db.put.before");
-    assert_eq!(WriteKind::Put.after(), Some("db.put.after"));
-    assert_eq!(WriteKind::Delete.before(), "db.delete.before");
-    assert_eq!(WriteKind::Delete.after(), Some("db.delete.after"));
-    assert_eq!(WriteKind::CreateShard.before(), "db.create_shard.before");
+    assert_eq!(
+        WriteKind::Batch.before(),
+        fail_points::DB_WRITE_BATCH_BEFORE
+    );
+    assert_eq!(
+        WriteKind::Batch.after(),
+        Some(fail_points::DB_WRITE_BATCH_AFTER)
+    );
+    assert_eq!(WriteKind::Put.before(), fail_points::DB_PUT_BEFORE);
+    assert_eq!(WriteKind::Put.after(), Some(fail_points::DB_PUT_AFTER));
+    assert_eq!(WriteKind::Delete.before(), fail_points::DB_DELETE_BEFORE);
+    assert_eq!(
+        WriteKind::Delete.after(),
+        Some(fail_points::DB_DELETE_AFTER)
+    );
+    assert_eq!(
+        WriteKind::CreateShard.before(),
+        fail_points::DB_CREATE_SHARD_BEFORE
+    );
     assert_eq!(WriteKind::CreateShard.after(), None);
 }
 
