@@ -130,7 +130,12 @@ impl NodeModel {
                     SyncOutcome::Success => {
                         self.progress.remove(shard);
                     }
-                    SyncOutcome::SimulatedCrash | SyncOutcome::Cancelled => {}
+                    // The node forgot the task: a failed one no longer blocks attestation (node
+                    // recovery took the shard over, or its storage was dropped).
+                    SyncOutcome::Cancelled => {
+                        self.sync_failed.remove(shard);
+                    }
+                    SyncOutcome::SimulatedCrash => {}
                 }
             }
             ProbeEvent::SyncProgress {

@@ -35,10 +35,10 @@ pub enum NodeError {
     Retired,
 }
 
-/// What a per-shard sync task does after one attempt (spec 4.2).
+/// What a per-shard sync task does after a failed attempt (spec 4.2; a successful attempt
+/// needs no decision).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncDecision {
-    Success,
     Failed,
     Retry { force: bool },
 }

@@ -247,9 +247,6 @@ impl Node {
                 return self.shard_sync_succeeded(shard, epoch, SyncOutcome::SimulatedCrash);
             }
             match classify(&error, directly_recover) {
-                SyncDecision::Success => {
-                    return self.shard_sync_succeeded(shard, epoch, SyncOutcome::Success)
-                }
                 SyncDecision::Failed => {
                     tracing::error!(node = %self.ctx.id, %shard, error = %error, "shard sync failed terminally");
                     self.ctx.report(ProbeEvent::SyncFinish {

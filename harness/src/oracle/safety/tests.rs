@@ -2,7 +2,7 @@
 
 use super::*;
 use shardstorm_node::ctx::{
-    AttestationPath as AP, NodeStatusWriter as NW, ShardStatusWriter as SW,
+    AttestationPath as AP, NodeStatusWriter as NW, ShardStatusWriter as SW, SyncOutcome,
 };
 use shardstorm_node::{NodeStatus, ShardIndex, ShardStatus, SliverType};
 use NodeStatus::*;
@@ -312,6 +312,31 @@ fn premature_attestation_fires_with_syncs_in_flight_or_inactive_owned_shards() {
         attest(0, 0, AP::ShardSync),
     ];
     fires(running, Invariant::PrematureAttestation);
+    // A terminally failed sync blocks the per-shard path until something takes the shard over:
+    // full node recovery cancels the failed task and makes the shard Active (S6), which
+    // unblocks it (seed 2767 of the 10,000-seed campaign).
+    let sync = |outcome| ProbeEvent::SyncFinish {
+        shard: ShardIndex(0),
+        epoch: 2,
+        outcome,
+    };
+    let start = ProbeEvent::SyncStart {
+        shard: ShardIndex(0),
+        epoch: 2,
+    };
+    let failed = vec![
+        start.clone(),
+        sync(SyncOutcome::Failed),
+        attest(0, 0, AP::ShardSync),
+    ];
+    fires(failed, Invariant::PrematureAttestation);
+    let taken_over = vec![
+        start,
+        sync(SyncOutcome::Failed),
+        sync(SyncOutcome::Cancelled),
+        attest(0, 0, AP::ShardSync),
+    ];
+    assert_eq!(run(taken_over), None);
 }
 
 fn served(requester: u16, i: u16, epoch: u64) -> ProbeEvent {
