@@ -5,7 +5,9 @@
 //! restart logic) with the state after the replay: equal digests pass at once; otherwise every
 //! difference must be one that syncs running meanwhile or the finisher explain. A replay may
 //! not create or drop other shards, rewrite an `Active` or `LockedToMove` shard, wipe committed
-//! progress, lose a stored sliver or a pending entry, or change the node status.
+//! progress, lose a stored sliver or a pending entry, or change the node status. Audits run
+//! between simulation steps: a replay followed in the same step by a later epoch change is not
+//! judged, since the two cannot be told apart.
 
 use super::{found, Checker, EventCx, Found, StateCx};
 use crate::oracle::{AuditPoint, Invariant};
@@ -48,6 +50,12 @@ impl Checker for ReplayChecker {
                 r.status_moved = false;
             }
             ProbeEvent::EpochChangeStart { epoch } => {
+                if r.judge.is_some_and(|j| *epoch > j) {
+                    // A later epoch change processed before the audit (catch-up in the same
+                    // step): its writes cannot be told from the replay's, so the replay is not
+                    // judged (audits run between steps).
+                    r.judge = None;
+                }
                 let replay = r.processed_before.contains(epoch) && !r.processed_now.contains(epoch);
                 if replay && r.after_crash.is_some() {
                     r.replaying = Some(*epoch);

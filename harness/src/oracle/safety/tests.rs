@@ -720,4 +720,21 @@ fn a_replay_that_wipes_progress_is_caught_and_an_idempotent_one_is_not() {
         let got = audit(&mut oracle, AuditPoint::EpochChangeProcessed, &after);
         assert_eq!(got.map(|v| v.invariant), want);
     }
+    // Catch-up in the same step: epoch 3 is processed right after the replay of 2, before
+    // the audit, so what changed cannot be pinned on the replay (seeds 3250 and 3427).
+    let mut wiped = s.clone();
+    wiped.shards.get_mut(&ShardIndex(0)).unwrap().progress = None;
+    let mut oracle = SafetyOracle::new(chain());
+    let mut events = prefix.clone();
+    oracle.mark_uncertain(N1, "test");
+    assert_eq!(oracle.check_new(&events), None);
+    assert_eq!(audit(&mut oracle, AuditPoint::AfterRestart, &s), None);
+    events.extend(replay.iter().cloned());
+    events.push(ev(7, ProbeEvent::EpochChangeStart { epoch: 3 }));
+    oracle.mark_uncertain(N1, "test");
+    assert_eq!(oracle.check_new(&events), None);
+    assert_eq!(
+        audit(&mut oracle, AuditPoint::EpochChangeProcessed, &wiped),
+        None
+    );
 }
