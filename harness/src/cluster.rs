@@ -17,6 +17,10 @@ use std::time::{Duration, UNIX_EPOCH};
 /// by default); [`crate::RunSpec::validate`] keeps runs well inside it.
 pub const SIMULATION_LIMIT: Duration = Duration::from_secs(3600);
 
+/// Maximum message latency outside latency spikes ([`ClusterBuilder::max_latency`] by
+/// default; the driver restores it when a spike heals).
+pub const MAX_LATENCY: Duration = Duration::from_millis(20);
+
 /// How to build a cluster.
 #[derive(Clone)]
 pub struct ClusterBuilder {
@@ -48,7 +52,7 @@ impl ClusterBuilder {
             process_events: true,
             tick: Duration::from_millis(10),
             min_latency: Duration::from_millis(1),
-            max_latency: Duration::from_millis(20),
+            max_latency: MAX_LATENCY,
             sim_duration: SIMULATION_LIMIT,
         }
     }

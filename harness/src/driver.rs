@@ -5,7 +5,7 @@
 
 use crate::apply::{self, Undo};
 use crate::churn::{next_committee, top_gainer};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, MAX_LATENCY};
 use crate::control::{Control, ControlCommand};
 use crate::monitor::{Monitor, Stepped};
 use crate::oracle::{audit, AuditInput, AuditPoint, Invariant, SafetyOracle, Violation};
@@ -66,7 +66,7 @@ impl Driver {
         schedule: &Schedule,
         oracle: SafetyOracle,
     ) -> Self {
-        let (seed, epochs, max_latency) = (spec.seed, spec.epochs, crate::run::MAX_LATENCY);
+        let (seed, epochs, max_latency) = (spec.seed, spec.epochs, MAX_LATENCY);
         let mut timed = Vec::new();
         let mut triggered = Vec::new();
         for entry in &schedule.entries {

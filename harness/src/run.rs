@@ -1,7 +1,7 @@
 //! One run end to end: build the cluster from a `RunSpec`, drive the chaos phase, run the
 //! liveness phase, and return the verdict with the trace and its hash.
 
-use crate::cluster::ClusterBuilder;
+use crate::cluster::{ClusterBuilder, MAX_LATENCY};
 use crate::control;
 use crate::driver::Driver;
 use crate::oracle::Violation;
@@ -29,9 +29,6 @@ impl RunResult {
         self.violation.is_none()
     }
 }
-
-/// Maximum message latency outside latency spikes.
-pub const MAX_LATENCY: Duration = Duration::from_millis(20);
 
 /// Runs one seed.
 pub fn run(spec: &RunSpec) -> RunResult {
