@@ -1,7 +1,7 @@
 //! Carrying out one fault value on the simulation, and undoing it when its duration ends.
 
 use crate::cluster::Cluster;
-use crate::control::{Control, ControlCommand};
+use crate::node_control::{Control, ControlCommand};
 use crate::trace::{HarnessEvent, TraceKind};
 use shardstorm_faults::Fault;
 use shardstorm_node::{NodeId, NodeStatus};

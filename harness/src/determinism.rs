@@ -3,7 +3,7 @@
 //! The fresh-process variant (the CLI re-executing itself) compares final hashes only.
 
 use crate::run::run;
-use crate::spec::RunSpec;
+use crate::run_spec::RunSpec;
 use crate::trace::Trace;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;

@@ -6,10 +6,10 @@
 use crate::apply::{self, Undo};
 use crate::churn::{next_committee, top_gainer};
 use crate::cluster::{Cluster, MAX_LATENCY};
-use crate::control::{Control, ControlCommand};
 use crate::monitor::{Monitor, Stepped};
+use crate::node_control::{Control, ControlCommand};
 use crate::oracle::{audit, AuditInput, AuditPoint, Invariant, SafetyOracle, Violation};
-use crate::spec::RunSpec;
+use crate::run_spec::RunSpec;
 use crate::trace::{ChainNote, HarnessEvent, TraceKind};
 use crate::trigger::Trigger;
 use crate::workload::WorkloadLog;
@@ -494,7 +494,7 @@ impl Driver {
 
     /// The final audit: first every node's stored state (a safety violation there is
     /// reported as such), then convergence.
-    fn judge_audit(&mut self, data: &crate::control::AuditData, now: u64) -> Vec<Violation> {
+    fn judge_audit(&mut self, data: &crate::node_control::AuditData, now: u64) -> Vec<Violation> {
         let mut safety = Vec::new();
         self.monitor
             .audit_all(&self.cluster, AuditPoint::End, &mut safety);

@@ -981,7 +981,7 @@ fn draw_liveness_phase(out: &mut String, scale: &Scale, model: &Timeline, rows: 
 mod tests {
     use super::*;
     use crate::oracle::Invariant;
-    use crate::spec::RunSpec;
+    use crate::run_spec::RunSpec;
     use crate::trace::Trace;
     use shardstorm_faults::Schedule;
     use shardstorm_node::ctx::{NodeStatusWriter, ShardStatusWriter};

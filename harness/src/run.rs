@@ -2,10 +2,10 @@
 //! liveness phase, and return the verdict with the trace and its hash.
 
 use crate::cluster::{ClusterBuilder, MAX_LATENCY};
-use crate::control;
 use crate::driver::Driver;
+use crate::node_control;
 use crate::oracle::Violation;
-use crate::spec::RunSpec;
+use crate::run_spec::RunSpec;
 use crate::trace::{HarnessEvent, Trace, TraceKind};
 use crate::workload::{self, WorkloadConfig, WorkloadLog};
 use shardstorm_faults::{budget, Knobs, LedgerEntry, Schedule};
@@ -73,7 +73,7 @@ pub fn run_with_ledger(spec: &RunSpec) -> (RunResult, Vec<LedgerEntry>) {
         cluster.encoding.clone(),
         cluster.recorder.clone(),
     );
-    let control = control::install(&mut cluster.sim, slots, chain, encoding, recorder);
+    let control = node_control::install(&mut cluster.sim, slots, chain, encoding, recorder);
     cluster.recorder.record_at(
         0,
         None,

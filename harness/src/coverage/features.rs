@@ -14,7 +14,7 @@
 //! Everything is ordered (BTreeMap) and the hash is a fixed mix of small integers, so a run's
 //! features are the same on every machine and in every process.
 
-use crate::spec::FAIL_POINTS;
+use crate::run_spec::FAIL_POINTS;
 use crate::trace::{HarnessEvent, TraceEvent, TraceKind};
 use shardstorm_faults::{Fault, LedgerEntry};
 use shardstorm_node::ctx::{AttestationPath, NodeStatusWriter, ShardStatusWriter, SyncOutcome};

@@ -24,7 +24,7 @@ use crate::explore::{
     found_in_run, panicked_run, Event, ExploreConfig, Found, Progress, SeedSource,
 };
 use crate::run::run_with_ledger;
-use crate::spec::RunSpec;
+use crate::run_spec::RunSpec;
 use corpus::{Corpus, Entry};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};

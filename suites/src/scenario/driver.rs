@@ -3,7 +3,7 @@
 //! point) asked for between steps, and checks the safety oracle after every step. The verdict is
 //! an [`Outcome`]: failed spec assertions, oracle violations, a simulation error, and the trace.
 
-use crate::scenario::ctl::{lock, Command, Ctl, ScenarioError, Shared};
+use crate::scenario::client::{lock, Command, Ctl, ScenarioError, Shared};
 use shardstorm_faults::{DriverCommand, Registry};
 use shardstorm_harness::monitor::{Monitor, Stepped};
 use shardstorm_harness::oracle::SafetyOracle;
