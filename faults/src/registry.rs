@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -31,6 +31,7 @@ use crate::action::{parse_actions, Action, ActionError, Task};
 use crate::fault::Fault;
 use crate::hit::Hit;
 use crate::ledger::{Counts, FiredEvent, Ledger, LedgerEntry};
+use crate::lock::LockExt;
 use crate::process::ProcessLife;
 use crate::selector::{glob_match, Selector};
 
@@ -209,10 +210,7 @@ impl Registry {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.state.lock_ok()
     }
 
     fn bump_gates(&self) {

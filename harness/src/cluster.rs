@@ -3,7 +3,7 @@
 //! they survive crashes), the fail-point registry, and the trace recorder.
 
 use crate::trace::{HarnessEvent, Recorder, TraceKind};
-use shardstorm_faults::Registry;
+use shardstorm_faults::{LockExt, Registry};
 use shardstorm_node::blob::EncodingConfig;
 use shardstorm_node::ctx::Switches;
 use shardstorm_node::storage::{Disk, SimDisk};
@@ -174,9 +174,7 @@ pub struct Cluster {
 impl Cluster {
     /// The admin handle of a running node (None while it is down or starting).
     pub fn handle(&self, node: NodeId) -> Option<NodeHandle> {
-        self.nodes
-            .get(&node)
-            .and_then(|h| h.slot.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        self.nodes.get(&node).and_then(|h| h.slot.lock_ok().clone())
     }
 
     /// Shared handle slots, for test clients that outlive restarts.
@@ -206,7 +204,7 @@ impl Cluster {
         self.sim.crash(node.host());
         self.registry.set_halted(&name, false);
         host.up = false;
-        *host.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *host.slot.lock_ok() = None;
         self.recorder.record_at(
             self.now_ms(),
             Some(node),

@@ -226,12 +226,12 @@ impl Driver {
         for command in self.cluster.registry.take_commands() {
             match command {
                 shardstorm_faults::DriverCommand::Crash { node } => {
-                    if let Some(id) = apply::node_id(&node) {
+                    if let Some(id) = NodeId::from_host(&node) {
                         self.cluster.crash(id);
                     }
                 }
                 shardstorm_faults::DriverCommand::Restart { node, after_ms } => {
-                    if let Some(id) = apply::node_id(&node) {
+                    if let Some(id) = NodeId::from_host(&node) {
                         self.cluster.crash(id);
                         self.restarts.insert(id, self.now_ms() + after_ms);
                     }

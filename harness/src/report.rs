@@ -563,7 +563,7 @@ impl Scope {
 
 fn fault_scope(fault: &Fault) -> Scope {
     let ids = |names: &mut dyn Iterator<Item = &String>| {
-        Scope::Nodes(names.filter_map(|n| parse_node(n)).collect())
+        Scope::Nodes(names.filter_map(|n| NodeId::from_host(n)).collect())
     };
     match fault {
         Fault::Crash { node }
@@ -585,11 +585,6 @@ fn fault_scope(fault: &Fault) -> Scope {
         | Fault::ClearFailPoint { .. }
         | Fault::EpochChange => Scope::All,
     }
-}
-
-/// `n<i>` -> `NodeId(i)`.
-fn parse_node(name: &str) -> Option<NodeId> {
-    name.strip_prefix('n')?.parse().ok().map(NodeId)
 }
 
 // ---------------------------------------------------------------------------------------------
