@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use crate::action::{parse_actions, Actions};
 use crate::fault::{fmt_secs, Fault};
-use crate::registry::Selector;
 use crate::schedule::{Schedule, ScheduleEntry};
+use crate::selector::Selector;
 
 /// The largest number of nodes that may be faulty at once among `n_nodes`.
 pub fn allowed_faulty(n_nodes: usize) -> usize {

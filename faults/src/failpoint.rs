@@ -7,20 +7,9 @@
 
 use std::sync::Arc;
 
+use crate::hit::Hit;
 use crate::process::ProcessLife;
 use crate::registry::Registry;
-
-/// What a fail point evaluated to, after delays, pauses and crashes were carried out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hit {
-    /// Not configured, `off`, or a probability/count that did not fire.
-    Pass,
-    /// `return` or `return(arg)` fired.
-    Return(Option<String>),
-    /// `crash` or `restart(ms)` fired at a synchronous point: the driver takes the node down at
-    /// the next step; the caller must stop what it was doing (an async point never returns then).
-    Crash,
-}
 
 /// A typed error a fail point injected into the code under test.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,11 +51,11 @@ impl FailPoints {
     }
 
     /// A handle evaluating through `registry` (see [`Registry::handle`]).
-    pub(crate) fn attached(registry: Registry, node: &str, life: Arc<ProcessLife>) -> Self {
+    fn attached(registry: Registry, node: &str) -> Self {
         Self {
+            life: registry.life(node),
             node: Arc::from(node),
             registry: Some(registry),
-            life,
         }
     }
 
@@ -156,6 +145,13 @@ impl FailPoints {
             Hit::Return(arg) => arg,
             Hit::Pass | Hit::Crash => None,
         }
+    }
+}
+
+impl Registry {
+    /// The handle a node's code evaluates fail points through.
+    pub fn handle(&self, node: &str) -> FailPoints {
+        FailPoints::attached(self.clone(), node)
     }
 }
 

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::action::parse_actions;
-use crate::registry::Selector;
+use crate::selector::Selector;
 
 /// One injectable fault. Node names are the harness's host names (`n1`, ...).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

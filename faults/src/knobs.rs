@@ -8,83 +8,11 @@ use std::str::FromStr;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::nemesis::Shape;
+use crate::fault_kind::FaultKind;
+use crate::shape::Shape;
 
 /// The RNG stream of knob draws.
 const KNOBS_STREAM: u64 = 0x6b6e;
-
-/// A kind of fault the nemesis can draw.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub enum FaultKind {
-    Crash,
-    Partition,
-    Loss,
-    Latency,
-    DiskEio,
-    DiskTorn,
-    DiskCorrupt,
-    StatusChange,
-    Byzantine,
-    FailpointPause,
-    FailpointError,
-    FailpointCrash,
-    FailpointDelay,
-    /// A state-aware fault: a status change or an early epoch change the first time a node
-    /// reaches a given fail point (a triggered schedule entry).
-    Triggered,
-}
-
-impl FaultKind {
-    /// Every kind, in knob order.
-    pub const ALL: [FaultKind; 14] = [
-        FaultKind::Crash,
-        FaultKind::Partition,
-        FaultKind::Loss,
-        FaultKind::Latency,
-        FaultKind::DiskEio,
-        FaultKind::DiskTorn,
-        FaultKind::DiskCorrupt,
-        FaultKind::StatusChange,
-        FaultKind::Byzantine,
-        FaultKind::FailpointPause,
-        FaultKind::FailpointError,
-        FaultKind::FailpointCrash,
-        FaultKind::FailpointDelay,
-        FaultKind::Triggered,
-    ];
-
-    /// The knob name (`crash`, `disk_eio`, `failpoint_pause`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Crash => "crash",
-            FaultKind::Partition => "partition",
-            FaultKind::Loss => "loss",
-            FaultKind::Latency => "latency",
-            FaultKind::DiskEio => "disk_eio",
-            FaultKind::DiskTorn => "disk_torn",
-            FaultKind::DiskCorrupt => "disk_corrupt",
-            FaultKind::StatusChange => "status_change",
-            FaultKind::Byzantine => "byzantine",
-            FaultKind::FailpointPause => "failpoint_pause",
-            FaultKind::FailpointError => "failpoint_error",
-            FaultKind::FailpointCrash => "failpoint_crash",
-            FaultKind::FailpointDelay => "failpoint_delay",
-            FaultKind::Triggered => "triggered",
-        }
-    }
-
-    /// The range [`Knobs::draw`] draws this kind's rate (faults per simulated minute) from.
-    fn rate_range(self) -> (f64, f64) {
-        match self {
-            FaultKind::Loss | FaultKind::Latency | FaultKind::DiskTorn | FaultKind::Byzantine => {
-                (0.5, 3.0)
-            }
-            _ => (0.5, 6.0),
-        }
-    }
-}
 
 /// Whether a kind is on and how often it strikes.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -383,7 +311,7 @@ impl FromStr for Knobs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nemesis::tests::shape;
+    use crate::shape::tests::shape;
 
     #[test]
     fn display_lists_every_knob_and_round_trips() {

@@ -21,24 +21,34 @@ mod action;
 pub mod budget;
 mod failpoint;
 mod fault;
+mod fault_kind;
+mod hit;
 mod knobs;
 mod ledger;
+mod lock;
 pub mod mutate;
 mod nemesis;
 mod process;
 mod registry;
 mod schedule;
+mod selector;
+mod shape;
 
 #[cfg(all(test, feature = "failpoints"))]
 mod sim_tests;
 
 pub use action::{parse_action, parse_actions, Action, ActionError, Actions, Task};
 pub use budget::{BudgetViolation, FaultyInterval};
-pub use failpoint::{unwind_crash, CrashUnwind, FailPoints, Hit, Injected};
+pub use failpoint::{unwind_crash, CrashUnwind, FailPoints, Injected};
 pub use fault::{fmt_secs, parse_secs, Fault, FaultParseError};
-pub use knobs::{FaultKind, KindKnob, Knobs, KnobsError};
+pub use fault_kind::FaultKind;
+pub use hit::Hit;
+pub use knobs::{KindKnob, Knobs, KnobsError};
 pub use ledger::{Counts, FiredEvent, LedgerEntry};
-pub use nemesis::{FailPointKind, FailPointSpec, Nemesis, PointWeights, Shape};
+pub use lock::LockExt;
+pub use nemesis::{Nemesis, PointWeights};
 pub use process::{ProcessLife, Reap};
-pub use registry::{glob_match, DriverCommand, HitObserver, Registry, Selector};
+pub use registry::{DriverCommand, HitObserver, Registry};
 pub use schedule::{Schedule, ScheduleEntry, ScheduleError};
+pub use selector::{glob_match, Selector};
+pub use shape::{FailPointKind, FailPointSpec, Shape};

@@ -14,9 +14,11 @@ use rand::Rng;
 
 use crate::budget::{check, check_healed};
 use crate::fault::Fault;
-use crate::knobs::{FaultKind, Knobs};
-use crate::nemesis::{FailPointKind, Nemesis, PointWeights, Shape};
+use crate::fault_kind::FaultKind;
+use crate::knobs::Knobs;
+use crate::nemesis::{Nemesis, PointWeights};
 use crate::schedule::{Schedule, ScheduleEntry};
+use crate::shape::{FailPointKind, Shape};
 
 /// Epoch lengths a mutation may choose (ms), the nemesis knobs' range.
 pub const EPOCH_MS: (u64, u64) = (3_000, 30_000);
@@ -511,7 +513,7 @@ fn change_action<R: Rng>(rng: &mut R, group: &mut Group, cx: Context<'_>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nemesis::tests::shape;
+    use crate::shape::tests::shape;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 

@@ -8,9 +8,10 @@
 //! spawned before. The first task the runtime drops while the node is halted reaps all the
 //! others in the order they were spawned instead.
 
+use crate::lock::LockExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, Weak};
+use std::sync::{Mutex, Weak};
 
 /// Something a reaper can drop: the future of one task.
 pub trait Reap: Send + Sync {
@@ -52,7 +53,7 @@ impl ProcessLife {
     }
 
     fn reaper(&self) -> std::sync::MutexGuard<'_, Reaper> {
-        self.reaper.lock().unwrap_or_else(PoisonError::into_inner)
+        self.reaper.lock_ok()
     }
 
     /// Registers a task; the returned ticket orders it among the process's tasks.

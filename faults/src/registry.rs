@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -28,82 +28,15 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 
 use crate::action::{parse_actions, Action, ActionError, Task};
-use crate::failpoint::{FailPoints, Hit};
 use crate::fault::Fault;
+use crate::hit::Hit;
 use crate::ledger::{Counts, FiredEvent, Ledger, LedgerEntry};
+use crate::lock::LockExt;
 use crate::process::ProcessLife;
+use crate::selector::{glob_match, Selector};
 
 /// The RNG stream of fail-point probability draws (distinct from the nemesis streams).
 const RNG_STREAM: u64 = 0xfa11;
-
-/// Which nodes a rule (or an open-gate request) applies to.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub enum Selector {
-    All,
-    Node(String),
-    /// A glob where `*` matches any run of characters, e.g. `n*`.
-    Pattern(String),
-}
-
-impl Selector {
-    /// `*` is `All`, text containing `*` a `Pattern`, anything else a `Node`.
-    pub fn parse(text: &str) -> Selector {
-        match text {
-            "*" => Selector::All,
-            t if t.contains('*') => Selector::Pattern(t.to_string()),
-            t => Selector::Node(t.to_string()),
-        }
-    }
-
-    /// True if the selector covers `node`.
-    pub fn matches(&self, node: &str) -> bool {
-        match self {
-            Selector::All => true,
-            Selector::Node(n) => n == node,
-            Selector::Pattern(p) => glob_match(p, node),
-        }
-    }
-
-    /// Specificity: higher wins.
-    fn rank(&self) -> (u8, usize) {
-        match self {
-            Selector::All => (0, 0),
-            Selector::Pattern(p) => (1, p.chars().filter(|c| *c != '*').count()),
-            Selector::Node(_) => (2, 0),
-        }
-    }
-}
-
-impl fmt::Display for Selector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Selector::All => f.write_str("*"),
-            Selector::Node(n) | Selector::Pattern(n) => f.write_str(n),
-        }
-    }
-}
-
-/// Matches `text` against a glob in which `*` matches any (possibly empty) run of characters.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let tail: Vec<&str> = parts.collect();
-    let Some((last, middle)) = tail.split_last() else {
-        return rest.is_empty(); // no '*' at all
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(pos) => rest = &rest[pos + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
 
 /// A process-level fault a fail point asked the driver loop to carry out.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -277,20 +210,16 @@ impl Registry {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.state.lock_ok()
     }
 
     fn bump_gates(&self) {
         self.inner.gates.send_modify(|g| *g = g.wrapping_add(1));
     }
 
-    /// The handle a node's code evaluates fail points through.
-    pub fn handle(&self, node: &str) -> FailPoints {
-        let halted = self.state().halt_flag(node);
-        FailPoints::attached(self.clone(), node, halted)
+    /// The process life (halt flag and reaper) of `node`, shared by all its handles.
+    pub(crate) fn life(&self, node: &str) -> Arc<ProcessLife> {
+        self.state().halt_flag(node)
     }
 
     /// Sets (or replaces) the rule for `(selector, point)`; its gate starts closed and tasks
@@ -649,19 +578,6 @@ mod tests {
             .start_paused(true)
             .build()
             .expect("runtime")
-    }
-
-    #[test]
-    fn glob() {
-        assert!(glob_match("n*", "n1"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("n*1", "n11"));
-        assert!(glob_match("*a*b*", "xaxxb"));
-        assert!(!glob_match("n*1", "n12"));
-        assert!(!glob_match("n*", "m1"));
-        assert!(!glob_match("a*a", "a"));
-        assert!(glob_match("n1", "n1"));
-        assert!(!glob_match("n1", "n10"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Carrying out one fault value on the simulation, and undoing it when its duration ends.
 
 use crate::cluster::Cluster;
-use crate::control::{Control, ControlCommand};
+use crate::node_control::{Control, ControlCommand};
 use crate::trace::{HarnessEvent, TraceKind};
 use shardstorm_faults::Fault;
 use shardstorm_node::{NodeId, NodeStatus};
@@ -21,11 +21,6 @@ pub enum Undo {
     Restart(NodeId),
 }
 
-/// Parses a host name `n<i>` ([`NodeId::from_host`]).
-pub fn node_id(name: &str) -> Option<NodeId> {
-    NodeId::from_host(name)
-}
-
 /// Applies a fault; returns what must be undone and when (relative to now). Status changes are
 /// not applied here but pushed to `deferred` (see `status_change`).
 pub fn apply(
@@ -40,7 +35,7 @@ pub fn apply(
     if cluster.registry.apply(fault).unwrap_or(false) {
         return Vec::new();
     }
-    let node = |name: &String| node_id(name).filter(|n| cluster.nodes.contains_key(n));
+    let node = |name: &String| NodeId::from_host(name).filter(|n| cluster.nodes.contains_key(n));
     match fault {
         Fault::Crash { node: n } => node(n).into_iter().for_each(|id| cluster.crash(id)),
         Fault::Restart { node: n } => node(n).into_iter().for_each(|id| cluster.restart(id)),

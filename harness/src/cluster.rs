@@ -3,7 +3,7 @@
 //! they survive crashes), the fail-point registry, and the trace recorder.
 
 use crate::trace::{HarnessEvent, Recorder, TraceKind};
-use shardstorm_faults::Registry;
+use shardstorm_faults::{LockExt, Registry};
 use shardstorm_node::blob::EncodingConfig;
 use shardstorm_node::ctx::Switches;
 use shardstorm_node::storage::{Disk, SimDisk};
@@ -16,6 +16,10 @@ use std::time::{Duration, UNIX_EPOCH};
 /// Simulated time after which turmoil ends a run as unfinished ([`ClusterBuilder::sim_duration`]
 /// by default); [`crate::RunSpec::validate`] keeps runs well inside it.
 pub const SIMULATION_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Maximum message latency outside latency spikes ([`ClusterBuilder::max_latency`] by
+/// default; the driver restores it when a spike heals).
+pub const MAX_LATENCY: Duration = Duration::from_millis(20);
 
 /// How to build a cluster.
 #[derive(Clone)]
@@ -48,7 +52,7 @@ impl ClusterBuilder {
             process_events: true,
             tick: Duration::from_millis(10),
             min_latency: Duration::from_millis(1),
-            max_latency: Duration::from_millis(20),
+            max_latency: MAX_LATENCY,
             sim_duration: SIMULATION_LIMIT,
         }
     }
@@ -170,9 +174,7 @@ pub struct Cluster {
 impl Cluster {
     /// The admin handle of a running node (None while it is down or starting).
     pub fn handle(&self, node: NodeId) -> Option<NodeHandle> {
-        self.nodes
-            .get(&node)
-            .and_then(|h| h.slot.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        self.nodes.get(&node).and_then(|h| h.slot.lock_ok().clone())
     }
 
     /// Shared handle slots, for test clients that outlive restarts.
@@ -202,7 +204,7 @@ impl Cluster {
         self.sim.crash(node.host());
         self.registry.set_halted(&name, false);
         host.up = false;
-        *host.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *host.slot.lock_ok() = None;
         self.recorder.record_at(
             self.now_ms(),
             Some(node),

@@ -3,8 +3,9 @@
 //! The fresh-process variant (the CLI re-executing itself) compares final hashes only.
 
 use crate::run::run;
-use crate::spec::RunSpec;
+use crate::run_spec::RunSpec;
 use crate::trace::Trace;
+use shardstorm_faults::LockExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -106,11 +107,11 @@ pub fn check_all(
                 let Some(spec) = specs.get(index) else { break };
                 let result = check(spec);
                 on_result(spec, &result);
-                results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(result);
+                results.lock_ok()[index] = Some(result);
             });
         }
     });
-    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let results = results.into_inner_ok();
     results.into_iter().flatten().collect()
 }
 

@@ -5,11 +5,11 @@
 
 use crate::apply::{self, Undo};
 use crate::churn::{next_committee, top_gainer};
-use crate::cluster::Cluster;
-use crate::control::{Control, ControlCommand};
+use crate::cluster::{Cluster, MAX_LATENCY};
 use crate::monitor::{Monitor, Stepped};
+use crate::node_control::{Control, ControlCommand};
 use crate::oracle::{audit, AuditInput, AuditPoint, Invariant, SafetyOracle, Violation};
-use crate::spec::RunSpec;
+use crate::run_spec::RunSpec;
 use crate::trace::{ChainNote, HarnessEvent, TraceKind};
 use crate::trigger::Trigger;
 use crate::workload::WorkloadLog;
@@ -66,7 +66,7 @@ impl Driver {
         schedule: &Schedule,
         oracle: SafetyOracle,
     ) -> Self {
-        let (seed, epochs, max_latency) = (spec.seed, spec.epochs, crate::run::MAX_LATENCY);
+        let (seed, epochs, max_latency) = (spec.seed, spec.epochs, MAX_LATENCY);
         let mut timed = Vec::new();
         let mut triggered = Vec::new();
         for entry in &schedule.entries {
@@ -226,12 +226,12 @@ impl Driver {
         for command in self.cluster.registry.take_commands() {
             match command {
                 shardstorm_faults::DriverCommand::Crash { node } => {
-                    if let Some(id) = apply::node_id(&node) {
+                    if let Some(id) = NodeId::from_host(&node) {
                         self.cluster.crash(id);
                     }
                 }
                 shardstorm_faults::DriverCommand::Restart { node, after_ms } => {
-                    if let Some(id) = apply::node_id(&node) {
+                    if let Some(id) = NodeId::from_host(&node) {
                         self.cluster.crash(id);
                         self.restarts.insert(id, self.now_ms() + after_ms);
                     }
@@ -494,7 +494,7 @@ impl Driver {
 
     /// The final audit: first every node's stored state (a safety violation there is
     /// reported as such), then convergence.
-    fn judge_audit(&mut self, data: &crate::control::AuditData, now: u64) -> Vec<Violation> {
+    fn judge_audit(&mut self, data: &crate::node_control::AuditData, now: u64) -> Vec<Violation> {
         let mut safety = Vec::new();
         self.monitor
             .audit_all(&self.cluster, AuditPoint::End, &mut safety);

@@ -8,9 +8,10 @@ use crate::coverage::{CoverageMap, RunCoverage};
 use crate::guided::{explore_guided, Guidance};
 use crate::oracle::Violation;
 use crate::run::{run_with_ledger, RunResult};
+use crate::run_spec::RunSpec;
 use crate::runfile::RunFile;
-use crate::spec::RunSpec;
 use serde::{Deserialize, Serialize};
+use shardstorm_faults::LockExt;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -426,10 +427,7 @@ pub fn explore(config: &ExploreConfig, on_event: &(dyn Fn(Event<'_>) + Sync)) ->
         }
     });
     let wall_s = tally.started.elapsed().as_secs_f64();
-    let violations = tally
-        .violations
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+    let violations = tally.violations.into_inner_ok();
     let sim_s = tally.sim_ms.load(Ordering::Relaxed) as f64 / 1000.0;
     let mut summary = Summary::new(
         tally.done.load(Ordering::Relaxed),
@@ -437,16 +435,10 @@ pub fn explore(config: &ExploreConfig, on_event: &(dyn Fn(Event<'_>) + Sync)) ->
         sim_s,
         violations,
     );
-    let first = tally
-        .first_violation
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+    let first = tally.first_violation.into_inner_ok();
     summary.first_violation_s = first.map(|d| d.as_secs_f64());
-    let coverage = tally
-        .coverage
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
-    summary.feature_curve = tally.curve.into_inner().unwrap_or_else(|p| p.into_inner());
+    let coverage = tally.coverage.into_inner_ok();
+    summary.feature_curve = tally.curve.into_inner_ok();
     summary.with_coverage(&coverage)
 }
 
@@ -465,15 +457,11 @@ fn worker(config: &ExploreConfig, tally: &Tally, on_event: &(dyn Fn(Event<'_>) +
         let (found, sim_ms, coverage) = run_seed(&spec, config.out.as_deref());
         tally.sim_ms.fetch_add(sim_ms, Ordering::Relaxed);
         if let Some(coverage) = coverage {
-            let mut map = tally.coverage.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = tally.coverage.lock_ok();
             map.add(&coverage);
             if map.runs.is_multiple_of(CURVE_STEP) {
                 let point = (map.runs, map.feature_count());
-                tally
-                    .curve
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(point);
+                tally.curve.lock_ok().push(point);
             }
         }
         if let Some(found) = found {
@@ -502,18 +490,11 @@ fn record(
     if config.stop_after_first {
         tally.stop.store(true, Ordering::Relaxed);
     }
-    let mut first = tally
-        .first_violation
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut first = tally.first_violation.lock_ok();
     first.get_or_insert_with(|| tally.started.elapsed());
     drop(first);
     on_event(Event::Violation(&found));
-    tally
-        .violations
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(found);
+    tally.violations.lock_ok().push(found);
 }
 
 /// Runs one seed; returns its violation (if any), its simulated milliseconds and its
@@ -529,19 +510,10 @@ fn run_seed(spec: &RunSpec, out: Option<&Path>) -> (Option<Found>, u64, Option<R
             (found, result.sim_ms, Some(coverage))
         }
         Err(panic) => {
-            let found = panicked_run(spec, panic_text(panic.as_ref()), out, None);
+            let found = panicked_run(spec, crate::panic_message(panic.as_ref()), out, None);
             (Some(found), 0, None)
         }
     }
-}
-
-/// The text of a caught panic.
-pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".to_string())
 }
 
 /// The `Found` of a failed run (`run`: its index in a guided campaign), its run file written

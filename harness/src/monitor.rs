@@ -7,6 +7,7 @@
 
 use crate::cluster::Cluster;
 use crate::oracle::{AuditPoint, BlobTruth, SafetyOracle, Violation};
+use crate::panics::panic_message;
 use crate::workload::WorkloadLog;
 use shardstorm_node::storage::{dump_disk, DiskImage, SimDisk, StorageError, StoredState};
 use shardstorm_node::{BlobId, Epoch, NodeId};
@@ -40,15 +41,6 @@ pub struct Monitor {
     stored: BTreeMap<NodeId, (u64, StoredState)>,
 }
 
-/// The text of a caught panic.
-pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "non-string panic".to_string())
-}
-
 impl Monitor {
     pub fn new(oracle: SafetyOracle, workload: Option<WorkloadLog>) -> Self {
         Self {
@@ -69,7 +61,7 @@ impl Monitor {
         let sim = &mut cluster.sim;
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()))
             .unwrap_or_else(|panic| {
-                Err(format!("a node panicked: {}", panic_message(panic)).into())
+                Err(format!("a node panicked: {}", panic_message(panic.as_ref())).into())
             });
         let done = match stepped {
             Ok(done) => done,

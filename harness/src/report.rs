@@ -1,9 +1,15 @@
 //! The HTML report of one run: a self-contained page (no external assets, no scripts) with the
-//! run's seed, bugs, knobs and schedule, the violated invariant with the trace lines before it,
-//! and a timeline drawn as inline SVG: one lane per node with its node status over simulated
-//! time, thin sub-lanes for the statuses of every shard it stored, fault markers and spans,
-//! crashes and restarts, and epoch boundaries. The output depends only on the run, so the same
-//! run renders to the same bytes.
+//! run's seed, bugs, knobs and schedule, the violated invariant, and a timeline drawn as inline
+//! SVG: one lane per node with its node status over simulated time, sub-lanes for the statuses
+//! of every shard it stored, fault markers and spans, crashes and restarts, and epoch
+//! boundaries. The output depends only on the run, so the same run renders to the same bytes.
+//!
+//! A failing run's page zooms to the violation's causal window ([`Focus`]): from the fault that
+//! started it (the last fault before the violation that touched the violating node, or of the
+//! nodes holding the violating shard), or [`LEAD`] before the violation if that is earlier, at
+//! most [`MAX_SPAN`] back, up to the violation. The violating node's lane and shard rows are
+//! highlighted, the trace excerpt runs from the cause to the violation, and the whole run's
+//! timeline follows, collapsed, with the window marked on it.
 
 use crate::oracle::Violation;
 use crate::run::RunResult;
@@ -17,14 +23,34 @@ use std::time::Duration;
 /// Most condensed-trace lines the page embeds.
 const MAX_TRACE_LINES: usize = 20_000;
 
+/// The causal window reaches at least this far back before the violation.
+pub const LEAD: Duration = Duration::from_secs(10);
+
+/// ... and at most this far (before a little padding).
+pub const MAX_SPAN: Duration = Duration::from_secs(60);
+
+/// Lines of the trace excerpt kept from its start (the cause) and from its end (the violation)
+/// when it is longer than both together.
+const EXCERPT_HEAD: usize = 100;
+const EXCERPT_TAIL: usize = 100;
+
+/// The excerpt starts with at most this many condensed lines before the cause, from at most
+/// [`EXCERPT_BEFORE_CAUSE_MS`] before it.
+const EXCERPT_BEFORE_CAUSE: usize = 5;
+const EXCERPT_BEFORE_CAUSE_MS: u64 = 2_000;
+
 /// Renders the report page of one run.
 pub fn render(result: &RunResult) -> String {
+    let model = Timeline::build(result);
+    let focus = result.violation.as_ref().map(|v| Focus::of(&model, v));
     let mut page = String::with_capacity(64 * 1024);
     page.push_str(&head(result));
     page.push_str(&summary_section(result));
     page.push_str(&verdict_section(result.violation.as_ref()));
-    page.push_str(&timeline_section(result));
-    page.push_str(&context_section(result.violation.as_ref()));
+    page.push_str(&timeline_section(result, &model, focus.as_ref()));
+    if let (Some(v), Some(focus)) = (result.violation.as_ref(), focus.as_ref()) {
+        page.push_str(&excerpt_section(result, v, focus));
+    }
     page.push_str(&knobs_section(&result.knobs));
     page.push_str(&schedule_section(result));
     page.push_str(&trace_section(result));
@@ -68,6 +94,12 @@ pre{background:#f7f7f9;border:1px solid #e3e3e8;padding:8px;font-size:12px;overf
 .sw{display:inline-block;width:14px;height:10px;margin-right:4px;vertical-align:-1px;border:1px solid #0002}
 .off{color:#999}
 svg text{font-family:system-ui,sans-serif}
+.note{font-size:13px;margin:4px 0 8px;max-width:1340px}
+details.whole-run{margin:10px 0}
+details.whole-run>summary,details.oracle>summary{cursor:pointer;font-size:13px;margin:4px 0}
+.hl-line{background:#ffe3e3;display:inline-block;width:100%}
+.cause-line{background:#fbd3e9;font-weight:700;display:inline-block;width:100%}
+.omitted{color:#777;font-style:italic}
 ";
 
 fn head(result: &RunResult) -> String {
@@ -140,16 +172,80 @@ fn verdict_section(violation: Option<&Violation>) -> String {
     )
 }
 
-fn context_section(violation: Option<&Violation>) -> String {
-    match violation {
-        Some(v) if !v.context.is_empty() => {
-            format!(
-                "<h2>Trace before the violation</h2>\n<pre>{}</pre>\n",
-                escape(&v.context.join("\n"))
-            )
+/// The condensed trace from a little before the cause to the violation; lines of the
+/// highlighted nodes and shard marked, the cause in bold. The oracle's own context (the last
+/// events of every kind before the violation) follows, collapsed.
+fn excerpt_section(result: &RunResult, v: &Violation, focus: &Focus) -> String {
+    let events = result.trace.events();
+    let last = events.iter().rposition(|e| e.t_ms <= focus.at);
+    let condensed: Vec<usize> = (0..last.map_or(0, |i| i + 1))
+        .filter(|i| events[*i].is_condensed())
+        .collect();
+    let first = match focus.cause_event {
+        Some(cause) => {
+            let at = condensed
+                .iter()
+                .position(|i| *i >= cause)
+                .unwrap_or(condensed.len());
+            let since = events[cause].t_ms.saturating_sub(EXCERPT_BEFORE_CAUSE_MS);
+            let recent = condensed[..at]
+                .iter()
+                .rev()
+                .take(EXCERPT_BEFORE_CAUSE)
+                .take_while(|i| events[**i].t_ms >= since)
+                .count();
+            at - recent
         }
-        _ => String::new(),
+        None => condensed
+            .iter()
+            .position(|i| events[*i].t_ms >= focus.start)
+            .unwrap_or(condensed.len()),
+    };
+    let shown = &condensed[first..];
+    let line = |i: usize| {
+        let e = &events[i];
+        let text = escape(&e.to_string());
+        if Some(i) == focus.cause_event {
+            format!("<span class=\"cause-line\">{text}</span>")
+        } else if focus.marks(e) {
+            format!("<span class=\"hl-line\">{text}</span>")
+        } else {
+            text
+        }
+    };
+    let mut body: Vec<String> = Vec::new();
+    if shown.len() > EXCERPT_HEAD + EXCERPT_TAIL {
+        body.extend(shown[..EXCERPT_HEAD].iter().map(|i| line(*i)));
+        body.push(format!(
+            "<span class=\"omitted\">... {} lines ...</span>",
+            shown.len() - EXCERPT_HEAD - EXCERPT_TAIL
+        ));
+        body.extend(shown[shown.len() - EXCERPT_TAIL..].iter().map(|i| line(*i)));
+    } else {
+        body.extend(shown.iter().map(|i| line(*i)));
     }
+    let from = match (focus.cause_event, &focus.cause) {
+        (Some(_), Some(text)) => format!("the cause, <code>{}</code>", escape(text)),
+        _ => format!("{} (no fault touched it before)", seconds(focus.start)),
+    };
+    let mut out = format!(
+        "<h2>Trace around the cause</h2>\n<p class=\"note\">Condensed trace from {from} to the \
+         violation at {} ({} lines){}.</p>\n<pre class=\"excerpt\">{}</pre>\n",
+        seconds(focus.at),
+        shown.len(),
+        focus.marked_text(),
+        body.join("\n")
+    );
+    if !v.context.is_empty() {
+        let _ = write!(
+            out,
+            "<details class=\"oracle\"><summary>The last {} trace events before the violation \
+             (every kind)</summary>\n<pre>{}</pre>\n</details>\n",
+            v.context.len(),
+            escape(&v.context.join("\n"))
+        );
+    }
+    out
 }
 
 fn knobs_section(knobs: &Knobs) -> String {
@@ -211,12 +307,31 @@ fn trace_section(result: &RunResult) -> String {
     format!("<h2>Condensed trace</h2>\n<details><summary>{} events</summary>\n<pre>{body}</pre>\n</details>\n", lines.len())
 }
 
-fn timeline_section(result: &RunResult) -> String {
-    let model = Timeline::build(result);
+fn timeline_section(result: &RunResult, model: &Timeline, focus: Option<&Focus>) -> String {
+    let violation = result.violation.as_ref();
+    let whole = Scale {
+        start: 0,
+        end: model.end,
+    };
+    let Some(focus) = focus else {
+        return format!(
+            "<h2>Timeline</h2>\n{}{}",
+            legend(),
+            svg(model, violation, None, &whole, View::WholeRun)
+        );
+    };
+    let window = Scale {
+        start: focus.start,
+        end: focus.end,
+    };
     format!(
-        "<h2>Timeline</h2>\n{}{}",
+        "<h2>Timeline: the causal window</h2>\n<p class=\"note\">{}</p>\n{}{}\
+         <details class=\"whole-run\"><summary>The whole run (0s to {}), the window shaded</summary>\n{}</details>\n",
+        focus.describe(),
         legend(),
-        svg(&model, result.violation.as_ref())
+        svg(model, violation, Some(focus), &window, View::Window),
+        seconds(model.end),
+        svg(model, violation, Some(focus), &whole, View::WholeRun)
     )
 }
 
@@ -397,6 +512,8 @@ struct NodeLane {
 #[derive(Debug)]
 struct FaultMark {
     t: u64,
+    /// Index of its event in the trace.
+    event: usize,
     keyword: String,
     text: String,
     duration: Option<u64>,
@@ -444,12 +561,12 @@ impl Timeline {
         let mut faults = Vec::new();
         let mut epochs = Vec::new();
         let mut heal = None;
-        for event in events {
+        for (index, event) in events.iter().enumerate() {
             if let Some(node) = event.node {
                 lane_event(lanes.entry(node).or_default(), event);
             }
             match &event.kind {
-                TraceKind::Fault(fault) => faults.push(fault_mark(event.t_ms, fault)),
+                TraceKind::Fault(fault) => faults.push(fault_mark(event.t_ms, index, fault)),
                 TraceKind::Chain(ChainNote::EpochChange { epoch, .. }) => {
                     epochs.push((event.t_ms, format!("e{epoch}")));
                 }
@@ -530,11 +647,11 @@ fn finish_lane(mut lane: NodeLane, end: u64) -> LaneView {
     }
 }
 
-/// "epoch-change 3 n0:1,2 n1:..." -> "e3".
 /// A fault event's marker: its keyword, duration and the nodes it touches.
-fn fault_mark(t: u64, fault: &Fault) -> FaultMark {
+fn fault_mark(t: u64, event: usize, fault: &Fault) -> FaultMark {
     FaultMark {
         t,
+        event,
         keyword: fault.keyword().to_string(),
         text: fault.to_string(),
         duration: fault.duration().map(|d| d.as_millis() as u64),
@@ -563,7 +680,7 @@ impl Scope {
 
 fn fault_scope(fault: &Fault) -> Scope {
     let ids = |names: &mut dyn Iterator<Item = &String>| {
-        Scope::Nodes(names.filter_map(|n| parse_node(n)).collect())
+        Scope::Nodes(names.filter_map(|n| NodeId::from_host(n)).collect())
     };
     match fault {
         Fault::Crash { node }
@@ -587,9 +704,152 @@ fn fault_scope(fault: &Fault) -> Scope {
     }
 }
 
-/// `n<i>` -> `NodeId(i)`.
-fn parse_node(name: &str) -> Option<NodeId> {
-    name.strip_prefix('n')?.parse().ok().map(NodeId)
+// ---------------------------------------------------------------------------------------------
+// The causal window
+
+/// What a failing run's page zooms to and highlights.
+#[derive(Clone, Debug, PartialEq)]
+struct Focus {
+    /// The window's first and last simulated millisecond.
+    start: u64,
+    end: u64,
+    /// When the violation was detected.
+    at: u64,
+    /// The violating node, or else the nodes holding the violating shard: their lanes are
+    /// highlighted and the cause is the last fault that touched one of them.
+    nodes: BTreeSet<NodeId>,
+    /// The violating shard: its rows are highlighted.
+    shard: Option<ShardIndex>,
+    /// The fault that started it: its text, time and trace index.
+    cause: Option<String>,
+    cause_t: Option<u64>,
+    cause_event: Option<usize>,
+}
+
+impl Focus {
+    fn of(model: &Timeline, v: &Violation) -> Self {
+        let at = v.t_ms;
+        let nodes: BTreeSet<NodeId> = match (v.node, v.shard) {
+            (Some(node), _) => BTreeSet::from([node]),
+            (None, Some(shard)) => model
+                .nodes
+                .iter()
+                .filter(|(_, lane)| lane.shards.contains_key(&shard))
+                .map(|(id, _)| *id)
+                .collect(),
+            (None, None) => BTreeSet::new(),
+        };
+        let cause = model
+            .faults
+            .iter()
+            .rfind(|f| f.t <= at && (nodes.is_empty() || nodes.iter().any(|n| f.scope.covers(*n))));
+        let lead = at.saturating_sub(LEAD.as_millis() as u64);
+        let earliest = at.saturating_sub(MAX_SPAN.as_millis() as u64);
+        let start = cause.map_or(lead, |c| c.t.min(lead)).max(earliest);
+        // A little room on both sides, so marks at the edges stay readable.
+        let pad = ((at - start) / 40).max(100);
+        Self {
+            start: start.saturating_sub(pad),
+            end: (at + pad).min(model.end).max(at + 1),
+            at,
+            nodes,
+            shard: v.shard,
+            cause: cause.map(|c| c.text.clone()),
+            cause_t: cause.map(|c| c.t),
+            cause_event: cause.map(|c| c.event),
+        }
+    }
+
+    /// Whether a trace event belongs to a highlighted node or shard.
+    fn marks(&self, event: &TraceEvent) -> bool {
+        let shard = match &event.kind {
+            TraceKind::Probe(
+                ProbeEvent::ShardStatus { shard, .. }
+                | ProbeEvent::ShardCreated { shard }
+                | ProbeEvent::ShardDropped { shard },
+            ) => Some(*shard),
+            _ => None,
+        };
+        let node = event.node.is_some_and(|n| self.nodes.contains(&n));
+        match (self.shard, shard) {
+            // A node's lines, but of its shards' lines only the violating shard's.
+            (Some(s), Some(x)) => x == s && (node || self.nodes.is_empty()),
+            _ => node,
+        }
+    }
+
+    fn highlights_shard(&self, node: NodeId, shard: ShardIndex) -> bool {
+        self.shard == Some(shard) && (self.nodes.is_empty() || self.nodes.contains(&node))
+    }
+
+    /// "n2", "n1, n3", or "" when no node is highlighted.
+    fn node_names(&self) -> String {
+        let names: Vec<String> = self.nodes.iter().map(ToString::to_string).collect();
+        names.join(", ")
+    }
+
+    /// "; lines of n2 and shard s3 marked" and the like.
+    fn marked_text(&self) -> String {
+        match (self.nodes.is_empty(), self.shard) {
+            (true, None) => String::new(),
+            (false, None) => format!("; lines of {} marked", self.node_names()),
+            (false, Some(s)) => format!(
+                "; lines of {} marked (of its shard lines, those of {s})",
+                self.node_names()
+            ),
+            (true, Some(s)) => format!("; lines about shard {s} marked"),
+        }
+    }
+
+    /// One sentence on what the window shows and why.
+    fn describe(&self) -> String {
+        let whom = match (self.nodes.is_empty(), self.shard) {
+            (true, _) => "the cluster".to_string(),
+            (false, Some(s)) if self.nodes.len() > 1 => {
+                format!("{} (the nodes holding {s})", self.node_names())
+            }
+            (false, _) => self.node_names(),
+        };
+        let cause = match (&self.cause, self.cause_t) {
+            (Some(text), Some(t)) if t >= self.start => format!(
+                "from the fault that started it, <code>{}</code> at {} (the last fault before \
+                 the violation that touched {whom})",
+                escape(text),
+                seconds(t)
+            ),
+            (Some(text), Some(t)) => format!(
+                "the last {} before the violation; the last fault that touched {whom}, \
+                 <code>{}</code> at {}, lies before it (the window spans at most {})",
+                seconds(self.at - self.start.min(self.at)),
+                escape(text),
+                seconds(t),
+                fmt_secs(MAX_SPAN)
+            ),
+            _ => format!(
+                "the last {} before the violation (no fault touched {whom} before it)",
+                fmt_secs(LEAD)
+            ),
+        };
+        let mut lit = Vec::new();
+        if !self.nodes.is_empty() {
+            lit.push(format!("lane {}", self.node_names()));
+        }
+        if let Some(s) = self.shard {
+            lit.push(format!("shard row {s}"));
+        }
+        let lit = if lit.is_empty() {
+            String::new()
+        } else {
+            format!(" Highlighted: {}.", lit.join(", "))
+        };
+        format!(
+            "Simulated {} to {}: {cause}, up to the violation at {}.{lit} The whole run follows \
+             below the window.",
+            seconds(self.start),
+            seconds(self.end),
+            seconds(self.at)
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -603,20 +863,59 @@ const FAULT_ROWS: usize = 3;
 const FAULT_ROW_H: f64 = 12.0;
 const AXIS_H: f64 = 18.0;
 const NODE_H: f64 = 16.0;
-const SHARD_H: f64 = 7.0;
-const SHARD_GAP: f64 = 1.0;
+const SHARD_H: f64 = 9.0;
+const SHARD_GAP: f64 = 2.0;
 const NODE_GAP: f64 = 10.0;
 /// Approximate width of one label character at font size 10.
 const CHAR_W: f64 = 5.6;
+/// Approximate width of one character of the violation label (bold, size 11).
+const LABEL_CHAR_W: f64 = 7.2;
 
-/// Maps simulated time to x.
+/// Maps the shown span of simulated time to x.
 struct Scale {
+    start: u64,
     end: u64,
 }
 
 impl Scale {
     fn x(&self, t: u64) -> f64 {
-        LEFT + (t.min(self.end) as f64 / self.end as f64) * (WIDTH - LEFT - RIGHT)
+        let span = self.end.saturating_sub(self.start).max(1) as f64;
+        let t = t.clamp(self.start, self.end) - self.start;
+        LEFT + (t as f64 / span) * (WIDTH - LEFT - RIGHT)
+    }
+
+    /// Whether an instant is inside the shown span.
+    fn shows(&self, t: u64) -> bool {
+        (self.start..=self.end).contains(&t)
+    }
+
+    /// Whether an interval overlaps the shown span.
+    fn overlaps(&self, from: u64, to: u64) -> bool {
+        to > self.start && from < self.end
+    }
+}
+
+/// Which of the page's timelines an SVG is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    Window,
+    WholeRun,
+}
+
+impl View {
+    /// Prefix of the element ids inside the SVG (ids must be unique on the page).
+    fn prefix(self) -> &'static str {
+        match self {
+            View::Window => "w-",
+            View::WholeRun => "",
+        }
+    }
+
+    fn class(self) -> &'static str {
+        match self {
+            View::Window => "window",
+            View::WholeRun => "whole-run",
+        }
     }
 }
 
@@ -653,46 +952,69 @@ fn rows(model: &Timeline) -> Rows {
     }
 }
 
-fn svg(model: &Timeline, violation: Option<&Violation>) -> String {
-    let scale = Scale { end: model.end };
+fn svg(
+    model: &Timeline,
+    violation: Option<&Violation>,
+    focus: Option<&Focus>,
+    scale: &Scale,
+    view: View,
+) -> String {
     let rows = rows(model);
     let height = rows.bottom + AXIS_H;
+    let prefix = view.prefix();
     let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
-         font-size=\"10\" role=\"img\" aria-label=\"timeline\">\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline {}\" data-start-ms=\"{}\" \
+         data-end-ms=\"{}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
+         font-size=\"10\" role=\"img\" aria-label=\"timeline, {}\">\n",
+        view.class(),
+        scale.start,
+        scale.end,
+        match view {
+            View::Window => "causal window",
+            View::WholeRun => "whole run",
+        },
         w = n(WIDTH),
         h = n(height)
     );
-    out.push_str(
-        "<defs><pattern id=\"down\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" \
-         patternTransform=\"rotate(45)\"><rect width=\"2\" height=\"5\" fill=\"#222\" fill-opacity=\"0.55\"/></pattern></defs>\n",
+    let _ = writeln!(
+        out,
+        "<defs><pattern id=\"{prefix}down\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" \
+         patternTransform=\"rotate(45)\"><rect width=\"2\" height=\"5\" fill=\"#222\" fill-opacity=\"0.55\"/></pattern></defs>"
     );
-    draw_axis(&mut out, &scale, rows.top - 4.0, rows.top - AXIS_H + 2.0);
-    draw_axis(&mut out, &scale, rows.bottom, rows.bottom + 4.0);
+    draw_axis(&mut out, scale, rows.top - 4.0, rows.top - AXIS_H + 2.0);
+    draw_axis(&mut out, scale, rows.bottom, rows.bottom + 4.0);
     for (id, y, block_end) in &rows.blocks {
         if let Some(lane) = model.nodes.get(id) {
-            draw_node(&mut out, &scale, *id, *y, *block_end, lane);
+            let block = Block {
+                id: *id,
+                y: *y,
+                end: *block_end,
+            };
+            draw_node(&mut out, scale, &block, lane, focus, prefix);
         }
     }
-    draw_liveness_phase(&mut out, &scale, model, &rows);
-    draw_faults(&mut out, &scale, model, &rows);
-    draw_epochs(&mut out, &scale, model, &rows);
-    if let Some(v) = violation {
-        draw_violation(&mut out, &scale, v, &rows);
+    draw_liveness_phase(&mut out, scale, model, &rows);
+    if let (View::WholeRun, Some(focus)) = (view, focus) {
+        draw_window_mark(&mut out, scale, focus, &rows);
+    }
+    draw_faults(&mut out, scale, model, &rows, focus);
+    draw_epochs(&mut out, scale, model, &rows);
+    if let Some(v) = violation.filter(|v| scale.shows(v.t_ms)) {
+        draw_violation(&mut out, scale, v, &rows);
     }
     out.push_str("</svg>\n");
     out
 }
 
-/// Tick spacing giving at most about 14 ticks.
-fn tick_step(end: u64) -> u64 {
-    const STEPS: [u64; 14] = [
-        100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000,
+/// Tick spacing giving at most about 14 ticks over `span` ms.
+fn tick_step(span: u64) -> u64 {
+    const STEPS: [u64; 15] = [
+        50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000,
         600_000, 1_800_000,
     ];
     STEPS
         .into_iter()
-        .find(|s| end / s <= 14)
+        .find(|s| span / s <= 14)
         .unwrap_or(3_600_000)
 }
 
@@ -705,8 +1027,8 @@ fn draw_axis(out: &mut String, scale: &Scale, y: f64, label_y: f64) {
         n(scale.x(scale.end)),
         n(y)
     );
-    let step = tick_step(scale.end);
-    let mut t = 0;
+    let step = tick_step(scale.end - scale.start);
+    let mut t = scale.start.div_ceil(step) * step;
     while t <= scale.end {
         let x = scale.x(t);
         let _ = writeln!(
@@ -722,11 +1044,38 @@ fn draw_axis(out: &mut String, scale: &Scale, y: f64, label_y: f64) {
     }
 }
 
-fn draw_node(out: &mut String, scale: &Scale, id: NodeId, y: f64, block_end: f64, lane: &LaneView) {
-    let (statuses, shards, marks) = (&lane.statuses, &lane.shards, lane);
+/// Where one node's block sits.
+struct Block {
+    id: NodeId,
+    /// y of its status lane.
+    y: f64,
+    /// y below its last shard row.
+    end: f64,
+}
+
+fn draw_node(
+    out: &mut String,
+    scale: &Scale,
+    block: &Block,
+    lane: &LaneView,
+    focus: Option<&Focus>,
+    prefix: &str,
+) {
+    let (id, y, block_end) = (block.id, block.y, block.end);
+    let lit = focus.is_some_and(|f| f.nodes.contains(&id));
+    let (class, fill, stroke, label_fill) = if lit {
+        (
+            "node hl-node",
+            "#fdecea",
+            format!(" stroke=\"{VIOLATION_COLOUR}\" stroke-width=\"1.5\""),
+            VIOLATION_COLOUR,
+        )
+    } else {
+        ("node", "#f6f6f8", String::new(), "#1d1d1f")
+    };
     let _ = writeln!(
         out,
-        "<g class=\"node\" id=\"lane-{id}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#f6f6f8\"/>",
+        "<g class=\"{class}\" id=\"{prefix}lane-{id}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{fill}\"{stroke}/>",
         n(LEFT),
         n(y - 2.0),
         n(WIDTH - LEFT - RIGHT),
@@ -734,25 +1083,50 @@ fn draw_node(out: &mut String, scale: &Scale, id: NodeId, y: f64, block_end: f64
     );
     let _ = writeln!(
         out,
-        "<text x=\"6\" y=\"{}\" font-size=\"12\" font-weight=\"600\">{id}</text>",
+        "<text x=\"6\" y=\"{}\" font-size=\"13\" font-weight=\"700\" fill=\"{label_fill}\">{id}</text>",
         n(y + 12.0)
     );
-    for seg in statuses {
+    for seg in lane
+        .statuses
+        .iter()
+        .filter(|s| scale.overlaps(s.start, s.end))
+    {
         draw_segment(out, scale, seg, y, NODE_H, &format!("{id} "));
     }
     let mut sy = y + NODE_H + 2.0;
-    for (shard, segments) in shards {
-        let _ = writeln!(out, "<text x=\"{}\" y=\"{}\" font-size=\"7\" text-anchor=\"end\" fill=\"#666\">{shard}</text>", n(LEFT - 3.0), n(sy + 6.2));
-        for seg in segments {
+    for (shard, segments) in &lane.shards {
+        let lit_row = focus.is_some_and(|f| f.highlights_shard(id, *shard));
+        if lit_row {
+            let _ = writeln!(
+                out,
+                "<g class=\"shard-row hl-shard\" data-shard=\"{shard}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#ffc9c9\" stroke=\"{VIOLATION_COLOUR}\" stroke-width=\"1\"/>\
+                 <text x=\"{}\" y=\"{}\" font-size=\"10\" font-weight=\"700\" text-anchor=\"end\" fill=\"{VIOLATION_COLOUR}\">▸{shard}</text>",
+                n(2.0),
+                n(sy - 1.0),
+                n(WIDTH - RIGHT - 2.0),
+                n(SHARD_H + 2.0),
+                n(LEFT - 4.0),
+                n(sy + 8.0)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "<g class=\"shard-row\" data-shard=\"{shard}\"><text x=\"{}\" y=\"{}\" font-size=\"9\" text-anchor=\"end\" fill=\"#444\">{shard}</text>",
+                n(LEFT - 4.0),
+                n(sy + 7.5)
+            );
+        }
+        for seg in segments.iter().filter(|s| scale.overlaps(s.start, s.end)) {
             draw_segment(out, scale, seg, sy, SHARD_H, &format!("{id} "));
         }
+        out.push_str("</g>\n");
         sy += SHARD_H + SHARD_GAP;
     }
-    for (from, to) in &marks.down {
+    for (from, to) in lane.down.iter().filter(|(a, b)| scale.overlaps(*a, *b)) {
         let (x1, x2) = (scale.x(*from), scale.x(*to));
         let _ = writeln!(
             out,
-            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"url(#down)\"><title>{id} down {}..{}</title></rect>",
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"url(#{prefix}down)\"><title>{id} down {}..{}</title></rect>",
             n(x1),
             n(y),
             n((x2 - x1).max(1.0)),
@@ -761,13 +1135,13 @@ fn draw_node(out: &mut String, scale: &Scale, id: NodeId, y: f64, block_end: f64
             seconds(*to)
         );
     }
-    for t in &marks.crashes {
+    for t in lane.crashes.iter().filter(|t| scale.shows(**t)) {
         draw_crash(out, scale.x(*t), y, id, *t);
     }
-    for t in &marks.restarts {
+    for t in lane.restarts.iter().filter(|t| scale.shows(**t)) {
         draw_restart(out, scale.x(*t), y, id, *t);
     }
-    for (t, text) in &marks.attestations {
+    for (t, text) in lane.attestations.iter().filter(|(t, _)| scale.shows(*t)) {
         let _ = writeln!(
             out,
             "<circle cx=\"{}\" cy=\"{}\" r=\"2.2\" fill=\"#fff\" stroke=\"#123\" stroke-width=\"1\"><title>{id} {} {}</title></circle>",
@@ -830,42 +1204,70 @@ fn draw_restart(out: &mut String, x: f64, y: f64, id: NodeId, t: u64) {
 }
 
 /// Fault ticks with staggered keyword labels in the fault rows, plus ticks and duration bands
-/// on every affected node's lane.
-fn draw_faults(out: &mut String, scale: &Scale, model: &Timeline, rows: &Rows) {
+/// on every affected node's lane. The cause of the violation is drawn bold.
+fn draw_faults(
+    out: &mut String,
+    scale: &Scale,
+    model: &Timeline,
+    rows: &Rows,
+    focus: Option<&Focus>,
+) {
     let mut row_ends = [f64::MIN; FAULT_ROWS];
     let label_top = EPOCH_ROW;
     for fault in &model.faults {
-        let x = scale.x(fault.t);
-        let width = fault.keyword.len() as f64 * CHAR_W + 4.0;
-        let row = (0..FAULT_ROWS)
-            .find(|r| row_ends[*r] < x)
-            .unwrap_or_else(|| {
-                (0..FAULT_ROWS)
-                    .min_by(|a, b| row_ends[*a].total_cmp(&row_ends[*b]))
-                    .unwrap_or(0)
-            });
-        row_ends[row] = x + width;
-        let ly = label_top + FAULT_ROW_H * (row as f64 + 1.0) - 2.0;
+        let band_end = fault.t + fault.duration.unwrap_or(0);
+        if !scale.shows(fault.t) && !scale.overlaps(fault.t, band_end) {
+            continue;
+        }
+        let cause = focus.is_some_and(|f| f.cause_event == Some(fault.event));
         let title = format!("{} {}", seconds(fault.t), fault.text);
-        let (label_x, anchor) = if x + width > WIDTH {
-            (x - 2.0, "end")
-        } else {
-            (x + 2.0, "start")
-        };
-        let _ = writeln!(
-            out,
-            "<g><title>{}</title><line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{FAULT_COLOUR}\"/><text x=\"{}\" y=\"{}\" fill=\"{FAULT_COLOUR}\" text-anchor=\"{anchor}\">{}</text></g>",
-            escape(&title),
-            n(ly - 9.0),
-            n(rows.top - 4.0),
-            n(label_x),
-            n(ly),
-            escape(&fault.keyword),
-            x = n(x)
-        );
+        if scale.shows(fault.t) {
+            let x = scale.x(fault.t);
+            let keyword = if cause {
+                format!("{} (cause)", fault.keyword)
+            } else {
+                fault.keyword.clone()
+            };
+            let width = keyword.len() as f64 * CHAR_W + 4.0;
+            let row = (0..FAULT_ROWS)
+                .find(|r| row_ends[*r] < x)
+                .unwrap_or_else(|| {
+                    (0..FAULT_ROWS)
+                        .min_by(|a, b| row_ends[*a].total_cmp(&row_ends[*b]))
+                        .unwrap_or(0)
+                });
+            row_ends[row] = x + width;
+            let ly = label_top + FAULT_ROW_H * (row as f64 + 1.0) - 2.0;
+            let (label_x, anchor) = if x + width > WIDTH - RIGHT {
+                (x - 2.0, "end")
+            } else {
+                (x + 2.0, "start")
+            };
+            let (class, weight) = if cause {
+                ("fault cause", " font-weight=\"700\"")
+            } else {
+                ("fault", "")
+            };
+            let _ = writeln!(
+                out,
+                "<g class=\"{class}\"><title>{}</title><line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{FAULT_COLOUR}\"/><text x=\"{}\" y=\"{}\" fill=\"{FAULT_COLOUR}\" text-anchor=\"{anchor}\"{weight}>{}</text></g>",
+                escape(&title),
+                n(ly - 9.0),
+                n(rows.top - 4.0),
+                n(label_x),
+                n(ly),
+                escape(&keyword),
+                x = n(x)
+            );
+        }
         for (id, y, block_end) in &rows.blocks {
             if fault.scope.covers(*id) {
-                draw_fault_on_lane(out, scale, fault, *y, *block_end, &title);
+                let block = Block {
+                    id: *id,
+                    y: *y,
+                    end: *block_end,
+                };
+                draw_fault_on_lane(out, scale, fault, &block, &title, cause);
             }
         }
     }
@@ -875,35 +1277,41 @@ fn draw_fault_on_lane(
     out: &mut String,
     scale: &Scale,
     fault: &FaultMark,
-    y: f64,
-    block_end: f64,
+    block: &Block,
     title: &str,
+    cause: bool,
 ) {
+    let (y, block_end) = (block.y, block.end);
     let x = scale.x(fault.t);
     if let Some(d) = fault.duration.filter(|d| *d > 0) {
-        let x2 = scale.x(fault.t + d);
+        if scale.overlaps(fault.t, fault.t + d) {
+            let x2 = scale.x(fault.t + d);
+            let _ = writeln!(
+                out,
+                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{FAULT_COLOUR}\" fill-opacity=\"0.16\" stroke=\"{FAULT_COLOUR}\" stroke-opacity=\"0.5\" stroke-width=\"0.6\"><title>{}</title></rect>",
+                n(x),
+                n(y - 2.0),
+                n((x2 - x).max(1.0)),
+                n(block_end - y + 4.0),
+                escape(title)
+            );
+        }
+    }
+    if scale.shows(fault.t) {
+        let width = if cause { 3.0 } else { 1.5 };
         let _ = writeln!(
             out,
-            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{FAULT_COLOUR}\" fill-opacity=\"0.16\" stroke=\"{FAULT_COLOUR}\" stroke-opacity=\"0.5\" stroke-width=\"0.6\"><title>{}</title></rect>",
-            n(x),
+            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{FAULT_COLOUR}\" stroke-width=\"{width}\"><title>{}</title></line>",
             n(y - 2.0),
-            n((x2 - x).max(1.0)),
-            n(block_end - y + 4.0),
-            escape(title)
+            n(block_end + 2.0),
+            escape(title),
+            x = n(x)
         );
     }
-    let _ = writeln!(
-        out,
-        "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{FAULT_COLOUR}\" stroke-width=\"1.5\"><title>{}</title></line>",
-        n(y - 2.0),
-        n(block_end + 2.0),
-        escape(title),
-        x = n(x)
-    );
 }
 
 fn draw_epochs(out: &mut String, scale: &Scale, model: &Timeline, rows: &Rows) {
-    for (t, label) in &model.epochs {
+    for (t, label) in model.epochs.iter().filter(|(t, _)| scale.shows(*t)) {
         let x = scale.x(*t);
         let _ = writeln!(
             out,
@@ -917,7 +1325,7 @@ fn draw_epochs(out: &mut String, scale: &Scale, model: &Timeline, rows: &Rows) {
             x = n(x)
         );
     }
-    if let Some(t) = model.heal {
+    if let Some(t) = model.heal.filter(|t| scale.shows(*t)) {
         let x = scale.x(t);
         let _ = writeln!(
             out,
@@ -938,16 +1346,17 @@ fn draw_violation(out: &mut String, scale: &Scale, v: &Violation, rows: &Rows) {
         None => (rows.top, rows.bottom),
     };
     let label = format!("✗ {}", v.invariant.name());
-    let box_w = label.chars().count() as f64 * 6.6 + 8.0;
-    let box_x = if x + 4.0 + box_w > WIDTH {
-        x - 4.0 - box_w
-    } else {
+    let box_w = label.chars().count() as f64 * LABEL_CHAR_W + 10.0;
+    // Right of the line when it fits, else left of it; always inside the picture.
+    let box_x = if x + 4.0 + box_w <= WIDTH - 2.0 {
         x + 4.0
+    } else {
+        (x - 4.0 - box_w).max(2.0)
     };
     let _ = writeln!(
         out,
-        "<g><title>{}</title><line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{VIOLATION_COLOUR}\" stroke-width=\"3\"/>\
-         <rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"15\" rx=\"3\" fill=\"#fff\" stroke=\"{VIOLATION_COLOUR}\"/>\
+        "<g class=\"violation\"><title>{}</title><line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{VIOLATION_COLOUR}\" stroke-width=\"3\"/>\
+         <rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"16\" rx=\"3\" fill=\"#fff\" stroke=\"{VIOLATION_COLOUR}\"/>\
          <text x=\"{}\" y=\"{}\" fill=\"{VIOLATION_COLOUR}\" font-weight=\"700\" font-size=\"11\">{}</text></g>",
         escape(&v.to_string()),
         n(y1),
@@ -955,8 +1364,8 @@ fn draw_violation(out: &mut String, scale: &Scale, v: &Violation, rows: &Rows) {
         n(box_x),
         n(y1 + 2.0),
         n(box_w),
-        n(box_x + 4.0),
-        n(y1 + 13.0),
+        n(box_x + 5.0),
+        n(y1 + 14.0),
         escape(&label),
         x = n(x)
     );
@@ -964,7 +1373,7 @@ fn draw_violation(out: &mut String, scale: &Scale, v: &Violation, rows: &Rows) {
 
 /// A light tint over the liveness phase (from heal to the end).
 fn draw_liveness_phase(out: &mut String, scale: &Scale, model: &Timeline, rows: &Rows) {
-    if let Some(t) = model.heal {
+    if let Some(t) = model.heal.filter(|t| *t <= scale.end) {
         let x = scale.x(t);
         let _ = writeln!(
             out,
@@ -977,11 +1386,26 @@ fn draw_liveness_phase(out: &mut String, scale: &Scale, model: &Timeline, rows: 
     }
 }
 
+/// The causal window, shaded on the whole run's timeline.
+fn draw_window_mark(out: &mut String, scale: &Scale, focus: &Focus, rows: &Rows) {
+    let (x1, x2) = (scale.x(focus.start), scale.x(focus.end));
+    let _ = writeln!(
+        out,
+        "<rect class=\"window-mark\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{VIOLATION_COLOUR}\" fill-opacity=\"0.07\" stroke=\"{VIOLATION_COLOUR}\" stroke-dasharray=\"3 2\"><title>causal window {}..{}</title></rect>",
+        n(x1),
+        n(rows.top),
+        n((x2 - x1).max(2.0)),
+        n(rows.bottom - rows.top),
+        seconds(focus.start),
+        seconds(focus.end)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::oracle::Invariant;
-    use crate::spec::RunSpec;
+    use crate::run_spec::RunSpec;
     use crate::trace::Trace;
     use shardstorm_faults::Schedule;
     use shardstorm_node::ctx::{NodeStatusWriter, ShardStatusWriter};
@@ -1111,9 +1535,21 @@ mod tests {
     fn page_has_an_svg_with_a_lane_per_node() {
         let html = render(&sample());
         assert!(html.starts_with("<!DOCTYPE html>"));
-        assert_eq!(html.matches("aria-label=\"timeline\"").count(), 1);
+        assert_eq!(
+            html.matches("aria-label=\"timeline, causal window\"")
+                .count(),
+            1
+        );
+        assert_eq!(
+            html.matches("aria-label=\"timeline, whole run\"").count(),
+            1
+        );
         for node in ["n0", "n1", "n2"] {
             assert!(html.contains(&format!("id=\"lane-{node}\"")), "lane {node}");
+            assert!(
+                html.contains(&format!("id=\"w-lane-{node}\"")),
+                "lane {node}"
+            );
         }
         for needle in [
             "ns-active",
@@ -1128,8 +1564,10 @@ mod tests {
             assert!(html.contains(needle), "missing {needle}");
         }
         assert!(!html.contains("<script"), "no scripts");
-        assert!(
-            !html.contains("http://") || html.matches("http://").count() == 1,
+        assert_eq!(
+            html.matches("http://").count(),
+            html.matches("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+                .count(),
             "only the SVG namespace"
         );
     }
@@ -1155,6 +1593,212 @@ mod tests {
         let html = render(&result);
         assert!(html.contains("<b>passed</b>"));
         assert!(!html.contains("✗"));
+        // One timeline, the whole run, nothing highlighted.
+        assert_eq!(html.matches("class=\"timeline ").count(), 1);
+        assert!(html.contains("aria-label=\"timeline, whole run\""));
+        assert!(!html.contains("hl-node") && !html.contains("hl-shard"));
+        assert!(!html.contains("Trace around the cause"));
+    }
+
+    /// A minute-long run: a partition at 5 s, an epoch change at 20 s, n2 crashed at 30 s and
+    /// restarted at 31 s, n1 crashed at 35 s, and `violation` (default: n2's shard s2 at 40 s).
+    fn long_sample(violation: Violation) -> RunResult {
+        let mut result = sample();
+        let fault = |t, text: &str| other(t, None, TraceKind::Fault(text.parse().expect("fault")));
+        let events = vec![
+            status(0, 0, NodeStatus::Active),
+            status(0, 1, NodeStatus::Active),
+            status(0, 2, NodeStatus::Active),
+            shard(10, 0, 0, ShardStatus::Active),
+            shard(10, 1, 1, ShardStatus::Active),
+            shard(10, 2, 2, ShardStatus::Active),
+            shard(10, 2, 3, ShardStatus::Active),
+            fault(5_000, "partition n0 n1 for 2.000s"),
+            other(
+                20_000,
+                None,
+                TraceKind::Chain(ChainNote::EpochChange {
+                    epoch: 1,
+                    summary: "n0:0 n1:1 n2:2,3".into(),
+                }),
+            ),
+            fault(30_000, "crash n2"),
+            other(30_000, Some(2), TraceKind::Harness(HarnessEvent::Crashed)),
+            fault(31_000, "restart n2"),
+            other(31_000, Some(2), TraceKind::Harness(HarnessEvent::Restarted)),
+            shard(33_000, 2, 2, ShardStatus::LockedToMove),
+            shard(34_000, 1, 1, ShardStatus::ActiveSync),
+            fault(35_000, "crash n1"),
+            other(35_000, Some(1), TraceKind::Harness(HarnessEvent::Crashed)),
+            shard(39_000, 2, 2, ShardStatus::Active),
+            status(50_000, 0, NodeStatus::RecoveryCatchUp),
+            other(200_000, None, TraceKind::Harness(HarnessEvent::Heal)),
+        ];
+        let mut trace = Trace::default();
+        for e in events {
+            trace.push(e);
+        }
+        result.trace_hash = trace.hash();
+        result.trace = trace;
+        result.sim_ms = 210_000;
+        result.violation = Some(violation);
+        result
+    }
+
+    fn violation(
+        invariant: Invariant,
+        node: Option<u16>,
+        shard: Option<u16>,
+        t_ms: u64,
+    ) -> Violation {
+        Violation {
+            invariant,
+            node: node.map(NodeId),
+            shard: shard.map(ShardIndex),
+            t_ms,
+            message: "bad".into(),
+            context: vec!["   40.000s n2   the oracle's last line".into()],
+        }
+    }
+
+    /// The SVG of one view, from its opening tag to its end.
+    fn view<'a>(html: &'a str, class: &str) -> &'a str {
+        let start = html
+            .find(&format!("class=\"timeline {class}\""))
+            .unwrap_or_else(|| panic!("no {class} timeline"));
+        let end = start + html[start..].find("</svg>").expect("svg ends");
+        &html[start..end]
+    }
+
+    /// The trace excerpt's text.
+    fn excerpt(html: &str) -> &str {
+        let start = html.find("<pre class=\"excerpt\">").expect("an excerpt");
+        let end = start + html[start..].find("</pre>").expect("pre ends");
+        &html[start..end]
+    }
+
+    #[test]
+    fn a_failure_zooms_to_its_causal_window() {
+        let result = long_sample(violation(
+            Invariant::LegalTransition,
+            Some(2),
+            Some(2),
+            40_000,
+        ));
+        let html = render(&result);
+        // Cause: n2's restart at 31 s, the last fault touching n2 (n1's crash at 35 s does not);
+        // 10 s before the violation is earlier, so the window starts at 30 s, padded by 250 ms.
+        let window = view(&html, "window");
+        assert!(
+            window.contains("data-start-ms=\"29750\" data-end-ms=\"40250\""),
+            "{}",
+            &window[..200]
+        );
+        assert!(window.contains("class=\"fault cause\""));
+        assert!(window.contains(">restart (cause)<"));
+        assert!(window.contains(">crash<"), "n2's crash at 30 s is inside");
+        assert!(
+            !window.contains(">partition<"),
+            "the 5 s partition is outside"
+        );
+        assert!(!window.contains(">e1<"), "the 20 s epoch change is outside");
+        assert!(window.contains("class=\"violation\""));
+        // The violating node's lane and shard row are highlighted, and nothing else.
+        assert!(window.contains("class=\"node hl-node\" id=\"w-lane-n2\""));
+        assert_eq!(window.matches("hl-node").count(), 1);
+        assert!(window.contains("class=\"shard-row hl-shard\" data-shard=\"s2\""));
+        assert_eq!(window.matches("hl-shard").count(), 1);
+        assert!(window.contains("class=\"shard-row\" data-shard=\"s3\""));
+        // The whole run is still there, with everything and the window shaded.
+        let whole = view(&html, "whole-run");
+        assert!(whole.contains("data-start-ms=\"0\""));
+        assert!(whole.contains(">partition<") && whole.contains(">e1<"));
+        assert!(whole.contains("class=\"window-mark\""));
+        assert!(whole.contains("class=\"node hl-node\" id=\"lane-n2\""));
+        assert!(html.contains("<details class=\"whole-run\">"));
+        // The excerpt runs from just before the cause to the violation.
+        let lines = excerpt(&html);
+        assert!(
+            lines.contains("<span class=\"cause-line\">   31.000s -    fault restart n2</span>")
+        );
+        assert!(lines.contains("fault crash n2"));
+        assert!(
+            lines.contains("<span class=\"hl-line\">   39.000s n2   "),
+            "{lines}"
+        );
+        assert!(!lines.contains("partition"), "{lines}");
+        assert!(
+            !lines.contains("50.000s"),
+            "nothing after the violation: {lines}"
+        );
+        assert!(
+            html.contains("the oracle&#39;s last line"),
+            "the oracle's context is kept"
+        );
+    }
+
+    #[test]
+    fn a_liveness_failure_naming_a_shard_highlights_its_rows() {
+        let result = long_sample(violation(Invariant::Liveness, None, Some(1), 45_000));
+        let html = render(&result);
+        let window = view(&html, "window");
+        // s1 lives on n1 only: its lane and row are lit, and n1's crash at 35 s is the cause.
+        assert!(window.contains("class=\"node hl-node\" id=\"w-lane-n1\""));
+        assert_eq!(window.matches("hl-node").count(), 1);
+        assert!(window.contains("class=\"shard-row hl-shard\" data-shard=\"s1\""));
+        assert_eq!(window.matches("hl-shard").count(), 1);
+        assert!(window.contains("data-start-ms=\"34750\" data-end-ms=\"45250\""));
+        let lines = excerpt(&html);
+        assert!(lines.contains("<span class=\"cause-line\">   35.000s -    fault crash n1</span>"));
+        assert!(
+            lines.contains("<span class=\"hl-line\">   34.000s n1   "),
+            "{lines}"
+        );
+    }
+
+    #[test]
+    fn the_window_is_bounded_but_the_excerpt_starts_at_the_cause() {
+        let result = long_sample(violation(Invariant::Liveness, Some(2), None, 200_000));
+        let html = render(&result);
+        let window = view(&html, "window");
+        // At most MAX_SPAN back (plus 1.5 s of padding), not from the cause at 31 s.
+        assert!(
+            window.contains("data-start-ms=\"138500\""),
+            "{}",
+            &window[..200]
+        );
+        assert!(!window.contains("(cause)"));
+        assert!(html.contains("lies before it"));
+        let lines = excerpt(&html);
+        assert!(lines.contains("fault restart n2"));
+        assert!(lines.contains("harness heal"));
+    }
+
+    #[test]
+    fn the_violation_label_stays_inside_the_picture() {
+        let rows = Rows {
+            top: 50.0,
+            blocks: vec![(NodeId(0), 60.0, 80.0)],
+            bottom: 100.0,
+        };
+        for (t, start, end) in [(1_000, 0, 1_000), (0, 0, 1_000), (500, 0, 1_000)] {
+            let mut out = String::new();
+            let v = violation(Invariant::LockedShardRewritten, Some(0), None, t);
+            draw_violation(&mut out, &Scale { start, end }, &v, &rows);
+            let rect = &out[out.find("<rect").expect("label box")..];
+            let number = |attr: &str| -> f64 {
+                let at = rect.find(&format!(" {attr}=\"")).expect("attribute") + attr.len() + 3;
+                rect[at..at + rect[at..].find('"').expect("quote")]
+                    .parse()
+                    .expect("number")
+            };
+            let (x, w) = (number("x"), number("width"));
+            assert!(x >= 0.0 && x + w <= WIDTH, "t={t}: box {x}+{w}");
+            assert!(
+                w >= v.invariant.name().len() as f64 * 6.0,
+                "room for the label"
+            );
+        }
     }
 
     #[test]

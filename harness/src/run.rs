@@ -1,11 +1,11 @@
 //! One run end to end: build the cluster from a `RunSpec`, drive the chaos phase, run the
 //! liveness phase, and return the verdict with the trace and its hash.
 
-use crate::cluster::ClusterBuilder;
-use crate::control;
+use crate::cluster::{ClusterBuilder, MAX_LATENCY};
 use crate::driver::Driver;
+use crate::node_control;
 use crate::oracle::Violation;
-use crate::spec::RunSpec;
+use crate::run_spec::RunSpec;
 use crate::trace::{HarnessEvent, Trace, TraceKind};
 use crate::workload::{self, WorkloadConfig, WorkloadLog};
 use shardstorm_faults::{budget, Knobs, LedgerEntry, Schedule};
@@ -29,9 +29,6 @@ impl RunResult {
         self.violation.is_none()
     }
 }
-
-/// Maximum message latency outside latency spikes.
-pub const MAX_LATENCY: Duration = Duration::from_millis(20);
 
 /// Runs one seed.
 pub fn run(spec: &RunSpec) -> RunResult {
@@ -76,7 +73,7 @@ pub fn run_with_ledger(spec: &RunSpec) -> (RunResult, Vec<LedgerEntry>) {
         cluster.encoding.clone(),
         cluster.recorder.clone(),
     );
-    let control = control::install(&mut cluster.sim, slots, chain, encoding, recorder);
+    let control = node_control::install(&mut cluster.sim, slots, chain, encoding, recorder);
     cluster.recorder.record_at(
         0,
         None,

@@ -37,7 +37,7 @@
 
 use crate::oracle::Invariant;
 use crate::run::RunResult;
-use crate::spec::{RunSpec, SpecError};
+use crate::run_spec::{RunSpec, SpecError};
 use shardstorm_faults::{KnobsError, ScheduleError};
 use shardstorm_node::{Bug, UnknownBug};
 use std::collections::BTreeSet;

@@ -6,7 +6,7 @@
 
 use crate::oracle::{Invariant, Violation};
 use crate::run::run;
-use crate::spec::RunSpec;
+use crate::run_spec::RunSpec;
 use shardstorm_faults::{Fault, Schedule, ScheduleEntry};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;

@@ -2,7 +2,7 @@
 //! action as one canonical line (simulated ms, node, event), in order. A run's identity is the
 //! hash of its trace; the condensed view (statuses, faults, epochs) is what snapshots show.
 
-use shardstorm_faults::Fault;
+use shardstorm_faults::{Fault, LockExt};
 use shardstorm_node::{BlobId, Epoch, NodeId, NodeStatus, ProbeEvent};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -241,7 +241,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn lock(&self) -> MutexGuard<'_, Trace> {
-        self.trace.lock().unwrap_or_else(|p| p.into_inner())
+        self.trace.lock_ok()
     }
 
     /// Records an event at the current simulated time.

@@ -7,6 +7,7 @@ use crate::oracle::BlobTruth;
 use crate::trace::{ChainNote, Recorder, TraceKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use shardstorm_faults::LockExt;
 use shardstorm_node::blob::{decode, encode, encode_inconsistent, EncodedBlob, EncodingConfig};
 use shardstorm_node::chain::ChainError;
 use shardstorm_node::wire::{self, CallTimeouts, Envelope, Request, Response, NODE_PORT};
@@ -60,23 +61,15 @@ impl WorkloadLog {
     }
 
     pub fn blobs(&self) -> BTreeMap<BlobId, WrittenBlob> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner.lock_ok().clone()
     }
 
     fn insert(&self, id: BlobId, blob: WrittenBlob) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, blob);
+        self.inner.lock_ok().insert(id, blob);
     }
 
     fn set_certified(&self, id: BlobId) {
-        if let Some(b) = self
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&id)
-        {
+        if let Some(b) = self.inner.lock_ok().get_mut(&id) {
             b.certified = true;
         }
     }
@@ -86,8 +79,7 @@ impl WorkloadLog {
         // Only the hashes: the oracle asks for them at every state audit, so the blobs' data
         // is not copied.
         self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_ok()
             .iter()
             .map(|(k, v)| (*k, v.truth.clone()))
             .collect()

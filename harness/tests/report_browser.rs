@@ -1,9 +1,11 @@
 //! The HTML report in a real browser: render a small run's report, take a screenshot with
 //! headless chromium (when `/usr/bin/chromium` exists; CI installs it) and check that the page
-//! drew something substantial. Set `SHARDSTORM_REPORT_DIR` to keep the page and screenshot.
+//! drew something substantial; a failing run's page zooms to the causal window of its
+//! violation with the violating node highlighted. Set `SHARDSTORM_REPORT_DIR` to keep the pages
+//! and screenshots.
 
 use shardstorm_faults::{Knobs, Schedule};
-use shardstorm_harness::{report, run, RunSpec};
+use shardstorm_harness::{report, run, RunResult, RunSpec};
 use shardstorm_node::Bug;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -103,11 +105,64 @@ fn wait(mut child: Child) {
     }
 }
 
+/// The `data-<name>-ms` attribute of the first timeline of class `class`.
+fn bound(html: &str, class: &str, name: &str) -> u64 {
+    let svg = &html[html
+        .find(&format!("class=\"timeline {class}\""))
+        .unwrap_or_else(|| panic!("no {class} timeline"))..];
+    let key = format!("data-{name}-ms=\"");
+    let at = svg.find(&key).expect("the bound is there") + key.len();
+    svg[at..at + svg[at..].find('"').expect("quoted")]
+        .parse()
+        .expect("a number")
+}
+
+/// A failing run's page: the first timeline is the causal window, it ends just after the
+/// violation and starts at least `LEAD` and at most about `MAX_SPAN` before it, the violating
+/// node's lane (and shard row, if named) is highlighted, and the whole run follows.
+fn check_causal_window(result: &RunResult, html: &str) {
+    let v = result.violation.as_ref().expect("a violation");
+    let (start, end) = (bound(html, "window", "start"), bound(html, "window", "end"));
+    let lead = report::LEAD.as_millis() as u64;
+    let max = report::MAX_SPAN.as_millis() as u64;
+    assert!(
+        start < v.t_ms && v.t_ms < end,
+        "{start}..{end} holds {}",
+        v.t_ms
+    );
+    assert!(
+        end - v.t_ms <= (max / 40).max(100),
+        "ends just after the violation"
+    );
+    assert!(v.t_ms - start >= lead.min(v.t_ms), "at least LEAD back");
+    assert!(
+        v.t_ms - start <= max + max / 40,
+        "at most about MAX_SPAN back"
+    );
+    assert!(end - start < result.sim_ms, "a zoom, not the whole run");
+    let window = &html[html.find("class=\"timeline window\"").expect("window")..];
+    let window = &window[..window.find("</svg>").expect("svg ends")];
+    if let Some(node) = v.node {
+        let lane = format!("class=\"node hl-node\" id=\"w-lane-{node}\"");
+        assert!(window.contains(&lane), "{lane}");
+    }
+    if let Some(shard) = v.shard {
+        let row = format!("class=\"shard-row hl-shard\" data-shard=\"{shard}\"");
+        assert!(window.contains(&row), "{row}");
+    }
+    assert!(window.contains("class=\"violation\""));
+    assert!(html.contains("<pre class=\"excerpt\">"));
+    assert_eq!(bound(html, "whole-run", "start"), 0);
+}
+
 /// Renders `spec`'s report, screenshots it as `<name>.png` and checks the picture.
 fn screenshot_report(spec: &RunSpec, name: &str, dir: &Path) -> bool {
     let result = run(spec);
     let html = report::render(&result);
     assert!(html.contains("<svg"));
+    if result.violation.is_some() {
+        check_causal_window(&result, &html);
+    }
     let page = dir.join(format!("{name}.html"));
     let png = dir.join(format!("{name}.png"));
     let _ = std::fs::remove_file(&png);

@@ -10,6 +10,7 @@
 //! --bug NAME` on the build that set epochs to 3-30 s; recalibrate them when the nemesis changes.
 //! Nothing is faked. `CATALOGUE_BUDGET=N` overrides every budget.
 
+use shardstorm_faults::LockExt;
 use shardstorm_harness::{run, RunSpec};
 use shardstorm_node::Bug;
 use std::collections::BTreeMap;
@@ -38,10 +39,7 @@ fn fixed_verdict(seed: u64) -> Result<(), String> {
     type Cell = Arc<OnceLock<Result<(), String>>>;
     static CACHE: OnceLock<Mutex<BTreeMap<u64, Cell>>> = OnceLock::new();
     let cell: Cell = {
-        let mut cache = CACHE
-            .get_or_init(Mutex::default)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut cache = CACHE.get_or_init(Mutex::default).lock_ok();
         cache.entry(seed).or_default().clone()
     };
     cell.get_or_init(|| {

@@ -14,7 +14,7 @@
 //! Everything is ordered (BTreeMap) and the hash is a fixed mix of small integers, so a run's
 //! features are the same on every machine and in every process.
 
-use crate::spec::FAIL_POINTS;
+use crate::run_spec::FAIL_POINTS;
 use crate::trace::{HarnessEvent, TraceEvent, TraceKind};
 use shardstorm_faults::{Fault, LedgerEntry};
 use shardstorm_node::ctx::{AttestationPath, NodeStatusWriter, ShardStatusWriter, SyncOutcome};
@@ -630,10 +630,6 @@ struct Active {
     end: Option<u64>,
 }
 
-fn node_of(name: &str) -> Option<NodeId> {
-    name.strip_prefix('n')?.parse().ok().map(NodeId)
-}
-
 fn fail_point_kind(action: &str) -> ActiveFault {
     if action.contains("pause") {
         ActiveFault::FailpointPause
@@ -695,20 +691,20 @@ impl Features {
     fn on_fault(&mut self, fault: &Fault, t_ms: u64) {
         let timed = |kind, node: Option<&String>, d: std::time::Duration| Active {
             kind,
-            node: node.and_then(|n| node_of(n)),
+            node: node.and_then(|n| NodeId::from_host(n)),
             point: None,
             end: Some(t_ms + d.as_millis() as u64),
         };
         let active = match fault {
             Fault::Crash { node } => Active {
                 kind: ActiveFault::Crash,
-                node: node_of(node),
+                node: NodeId::from_host(node),
                 point: None,
                 end: None,
             },
             Fault::CrashRestart { node, down } => timed(ActiveFault::Crash, Some(node), *down),
             Fault::Restart { node } => {
-                let id = node_of(node);
+                let id = NodeId::from_host(node);
                 self.faults
                     .retain(|f| !(f.kind == ActiveFault::Crash && f.node == id));
                 return;
@@ -736,7 +732,7 @@ impl Features {
                 action,
             } => Active {
                 kind: fail_point_kind(action),
-                node: selector_node.as_deref().and_then(node_of),
+                node: selector_node.as_deref().and_then(NodeId::from_host),
                 point: Some(point.clone()),
                 end: None,
             },

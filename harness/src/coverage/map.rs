@@ -4,7 +4,7 @@
 //! map in any order; everything is a BTreeMap and serializes to stable JSON.
 
 use super::RunCoverage;
-use crate::spec::FAIL_POINTS;
+use crate::run_spec::FAIL_POINTS;
 use serde::{Deserialize, Serialize};
 use shardstorm_faults::PointWeights;
 use std::collections::BTreeMap;

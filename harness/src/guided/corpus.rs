@@ -12,8 +12,8 @@
 //! name and never counts a shared base twice.
 
 use crate::coverage::CoverageMap;
+use crate::run_spec::RunSpec;
 use crate::runfile::{RunFile, RunFileError};
-use crate::spec::RunSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

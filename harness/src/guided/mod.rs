@@ -24,13 +24,13 @@ use crate::explore::{
     found_in_run, panicked_run, Event, ExploreConfig, Found, Progress, SeedSource,
 };
 use crate::run::run_with_ledger;
-use crate::spec::RunSpec;
+use crate::run_spec::RunSpec;
 use corpus::{Corpus, Entry};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardstorm_faults::mutate::{self, Candidate, Context, Operator};
-use shardstorm_faults::{Knobs, Nemesis, PointWeights, Shape};
+use shardstorm_faults::{Knobs, LockExt, Nemesis, PointWeights, Shape};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -396,7 +396,7 @@ fn execute(job: Job, out: Option<&std::path::Path>) -> Done {
             }
         }
         Err(panic) => {
-            let message = crate::explore::panic_text(panic.as_ref());
+            let message = crate::panic_message(panic.as_ref());
             Done {
                 index,
                 found: Some(panicked_run(&spec, message, out, Some(index))),
@@ -488,7 +488,7 @@ pub fn explore_guided(
         for _ in 0..config.jobs.max(1) {
             let (job_rx, done_tx, out) = (&job_rx, done_tx.clone(), out.clone());
             scope.spawn(move || loop {
-                let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let job = job_rx.lock_ok().recv();
                 let Ok(job) = job else { return };
                 if done_tx.send(execute(job, out.as_deref())).is_err() {
                     return;

@@ -6,6 +6,7 @@
 use super::error::CliError;
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::Args;
+use shardstorm_faults::LockExt;
 use shardstorm_harness::RunSpec;
 use shardstorm_node::Bug;
 use std::time::Duration;
@@ -185,16 +186,11 @@ pub fn parallel_map<T: Sync, R: Send>(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(item) = items.get(i) else { break };
                 let r = f(item);
-                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                results.lock_ok()[i] = Some(r);
             });
         }
     });
-    results
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .flatten()
-        .collect()
+    results.into_inner_ok().into_iter().flatten().collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::error::{CliResult, Outcome};
 use super::progress::{measured, Reporter, ViolationsTo};
 use clap::Args;
 use serde::Serialize;
+use shardstorm_faults::LockExt;
 use shardstorm_harness::explore::{explore, Event, ExploreConfig, SeedSource, Summary};
 use shardstorm_harness::guided::{Guidance, Mode};
 use shardstorm_harness::runfile::RunFile;
@@ -241,12 +242,12 @@ fn mode_result(bug: Bug, guided: bool, k: u64, budget: u64, jobs: usize) -> Mode
     let summary = explore(&config, &|e| match e {
         Event::Progress(_) => reporter.on_event(e),
         Event::Violation(_) => {
-            let mut first = first_cpu.lock().unwrap_or_else(|p| p.into_inner());
+            let mut first = first_cpu.lock_ok();
             first.get_or_insert_with(cpu_seconds);
         }
     });
     reporter.finish();
-    let first_cpu = first_cpu.into_inner().unwrap_or_else(|p| p.into_inner());
+    let first_cpu = first_cpu.into_inner_ok();
     let first = summary
         .violations
         .iter()

@@ -2,6 +2,7 @@
 //! violations), plain periodic lines otherwise; violations are printed as they are found.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use shardstorm_faults::LockExt;
 use shardstorm_harness::explore::{Event, Found, Progress};
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -72,7 +73,7 @@ impl Reporter {
             bar.set_message(format!("{} seeds, {status}", p.done));
             return;
         }
-        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last_line.lock_ok();
         if last.elapsed() >= LINE_EVERY || p.total == Some(p.done) {
             *last = Instant::now();
             let of = p.total.map_or_else(String::new, |t| format!("/{t}"));

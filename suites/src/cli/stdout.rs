@@ -5,6 +5,7 @@
 //! printing happened (a worker thread included). Every other panic is reported as before.
 
 use super::error::CliError;
+use shardstorm_faults::LockExt;
 use std::sync::Mutex;
 
 /// The first failed write to stdout, as the panic reported it.
@@ -16,13 +17,8 @@ const MARKER: &str = "failed printing to stdout: ";
 pub fn install_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or_default();
-        let mut failed = FAILED.lock().unwrap_or_else(|p| p.into_inner());
+        let message = shardstorm_harness::panic_message(info.payload());
+        let mut failed = FAILED.lock_ok();
         if let Some(reason) = message.strip_prefix(MARKER) {
             failed.get_or_insert_with(|| reason.to_string());
             return;
@@ -38,7 +34,7 @@ pub fn install_hook() {
 
 /// The stdout failure behind a panic, if there was one.
 pub fn failure() -> Option<CliError> {
-    let failed = FAILED.lock().unwrap_or_else(|p| p.into_inner());
+    let failed = FAILED.lock_ok();
     failed
         .as_ref()
         .map(|reason| CliError::Usage(format!("cannot write to stdout: {reason}")))

@@ -3,8 +3,8 @@
 //! point) asked for between steps, and checks the safety oracle after every step. The verdict is
 //! an [`Outcome`]: failed spec assertions, oracle violations, a simulation error, and the trace.
 
-use crate::scenario::ctl::{lock, Command, Ctl, ScenarioError, Shared};
-use shardstorm_faults::{DriverCommand, Registry};
+use crate::scenario::client::{Command, Ctl, ScenarioError, Shared};
+use shardstorm_faults::{DriverCommand, LockExt, Registry};
 use shardstorm_harness::monitor::{Monitor, Stepped};
 use shardstorm_harness::oracle::SafetyOracle;
 use shardstorm_harness::{Cluster, HarnessEvent, TraceKind, Violation};
@@ -156,12 +156,6 @@ struct PendingBounce {
     at_ms: u64,
 }
 
-fn node_of(host: &str) -> Option<NodeId> {
-    host.strip_prefix('n')
-        .and_then(|n| n.parse().ok())
-        .map(NodeId)
-}
-
 /// Runs `body` as the client of `cluster` until it returns, under the safety oracle (for nodes
 /// with the simulation configuration's `switch_to_recovery_interval`).
 pub fn run_scenario<F, Fut>(cluster: Cluster, name: &str, seed: u64, body: F) -> Outcome
@@ -234,7 +228,7 @@ where
             }
         }
     }
-    let failures = std::mem::take(&mut lock(&shared).failures);
+    let failures = std::mem::take(&mut shared.lock_ok().failures);
     let (condensed, full_trace, trace_hash) = {
         let trace = cluster.recorder.lock();
         (trace.condensed(), trace.text(), trace.hash())
@@ -266,13 +260,13 @@ fn apply_commands(
     shared: &Arc<Mutex<Shared>>,
     bounces: &mut Vec<PendingBounce>,
 ) {
-    let commands = std::mem::take(&mut lock(shared).commands);
+    let commands = std::mem::take(&mut shared.lock_ok().commands);
     for command in commands {
         match command {
             Command::Crash(node) => cluster.crash(node),
             Command::Restart(node) => {
                 cluster.restart(node);
-                *lock(shared).restarts.entry(node).or_default() += 1;
+                *shared.lock_ok().restarts.entry(node).or_default() += 1;
             }
         }
     }
@@ -280,12 +274,12 @@ fn apply_commands(
     for command in cluster.registry.take_commands() {
         match command {
             DriverCommand::Crash { node } => {
-                if let Some(node) = node_of(&node) {
+                if let Some(node) = NodeId::from_host(&node) {
                     cluster.crash(node);
                 }
             }
             DriverCommand::Restart { node, after_ms } => {
-                if let Some(node) = node_of(&node) {
+                if let Some(node) = NodeId::from_host(&node) {
                     cluster.crash(node);
                     bounces.push(PendingBounce {
                         node,
@@ -301,6 +295,6 @@ fn apply_commands(
     *bounces = later;
     for b in due {
         cluster.restart(b.node);
-        *lock(shared).restarts.entry(b.node).or_default() += 1;
+        *shared.lock_ok().restarts.entry(b.node).or_default() += 1;
     }
 }

@@ -15,7 +15,7 @@
 //! stores the shards it owns in the target epoch (so that erasure-code recovery on node 1, which
 //! asks the *other* members for symbols, has enough of them).
 
-use crate::scenario::ctl::{Ctl, ScenarioError};
+use crate::scenario::client::{Ctl, ScenarioError};
 use shardstorm_harness::{Cluster, ClusterBuilder};
 use shardstorm_node::blob::{encode, EncodedBlob, EncodingConfig};
 use shardstorm_node::node::{NodeSnapshot, SeedBlob};

@@ -7,6 +7,7 @@
 //! default of the test thread (where the whole simulation runs), writing into a buffer, for as
 //! long as the capture lives.
 
+use shardstorm_faults::LockExt;
 use std::io;
 use std::sync::{Arc, Mutex};
 use tracing_subscriber::EnvFilter;
@@ -16,10 +17,7 @@ struct Buffer(Arc<Mutex<Vec<u8>>>);
 
 impl io::Write for Buffer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
+        self.0.lock_ok().extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -55,8 +53,7 @@ impl LogCapture {
 
     /// Everything captured so far.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buffer.0.lock().unwrap_or_else(|p| p.into_inner()))
-            .into_owned()
+        String::from_utf8_lossy(&self.buffer.0.lock_ok()).into_owned()
     }
 
     /// Captured lines containing every one of `parts`.

@@ -1,6 +1,6 @@
 //! Scenario fixtures for the chaos suites: the hand-driven two-node fixture of spec section 9
 //! (`fixture`), the control a scenario's turmoil client has over the nodes, the fail-point
-//! registry and the driver (`ctl`), the step loop that runs a scenario under the safety oracle
+//! registry and the driver (`client`), the step loop that runs a scenario under the safety oracle
 //! and collects its verdict (`driver`), a capture of the node's log lines (`logs`) and the
 //! location and naming of insta snapshots (`snapshots`).
 //!
@@ -10,13 +10,13 @@
 //! the invariants the oracle flagged. [`Outcome`] carries both, plus the condensed trace that
 //! the regression snapshots show.
 
-pub mod ctl;
+pub mod client;
 pub mod driver;
 pub mod fixture;
 pub mod logs;
 pub mod snapshots;
 
-pub use ctl::{Ctl, ScenarioError};
+pub use client::{Ctl, ScenarioError};
 pub use driver::{run_scenario, run_scenario_with_oracle, Outcome};
 pub use fixture::{processing_cluster, Retirement, TBlob, TFixture};
 pub use logs::LogCapture;

@@ -1,12 +1,14 @@
 //! Where the regression snapshots live and how they are named.
 //!
 //! Every regression scenario snapshots its condensed trace (simulated times only, stable order)
-//! into the workspace's `snapshots/` directory, one file per scenario, named
-//! `<suite>__<scenario>.snap` (insta's module prefix is turned off, so names are unique across
-//! suites by their `<suite>` part). Review workflow: `cargo insta test -p shardstorm-suites`
-//! then `cargo insta review` (or `INSTA_UPDATE=always cargo test ...` to accept everything);
-//! CI runs with `CI=true` (insta then writes nothing and fails on a mismatch) and fails on any
-//! pending `.snap.new` file.
+//! into `suites/tests/snapshots/`, one file per scenario, named `<suite>__<scenario>.snap`
+//! (insta's module prefix is turned off, so names are unique across suites by their `<suite>`
+//! part). The directory must lie inside the `shardstorm-suites` package: `cargo insta` looks
+//! for pending snapshots only under the packages' directories, so a pending `.snap.new`
+//! elsewhere (the workspace root, say) is never reported and `cargo insta test` passes on a
+//! mismatch. Review workflow: `cargo insta test -p shardstorm-suites` then `cargo insta review`
+//! (or `INSTA_UPDATE=always cargo test ...` to accept everything); CI runs with `CI=true` (insta
+//! then writes nothing and fails on a mismatch) and fails on any pending `.snap.new` file.
 //!
 //! [`assert_outcome_snapshot!`](crate::assert_outcome_snapshot) is the one assertion the suites
 //! use. It is a macro, not a function, so that insta records the calling test file as the
@@ -14,12 +16,11 @@
 
 use std::path::PathBuf;
 
-/// The workspace's `snapshots/` directory.
+/// `suites/tests/snapshots/`, where insta puts the snapshots of `suites/tests/*.rs` by default.
 pub fn snapshot_dir() -> PathBuf {
-    let suites = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    suites
-        .parent()
-        .map_or_else(|| suites.join("snapshots"), |root| root.join("snapshots"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("snapshots")
 }
 
 /// `<suite>__<scenario>` with characters insta dislikes replaced.
@@ -38,7 +39,8 @@ pub fn snapshot_name(suite: &str, scenario: &str) -> String {
     format!("{}__{}", clean(suite), clean(scenario))
 }
 
-/// Asserts a scenario outcome's snapshot text against `snapshots/<suite>__<scenario>.snap`
+/// Asserts a scenario outcome's snapshot text against
+/// `suites/tests/snapshots/<suite>__<scenario>.snap`
 /// (no module prefix, no expression). The calling crate must depend on `insta`.
 ///
 /// ```ignore
@@ -59,4 +61,22 @@ macro_rules! assert_outcome_snapshot {
             )
         });
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_live_where_cargo_insta_looks_for_pending_ones() {
+        let dir = snapshot_dir();
+        assert!(
+            dir.starts_with(env!("CARGO_MANIFEST_DIR")),
+            "{}",
+            dir.display()
+        );
+        assert!(dir
+            .join("pr_3462__t1_new_epoch_does_not_cancel_metadata_recovery.snap")
+            .is_file());
+    }
 }

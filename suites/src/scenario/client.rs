@@ -7,7 +7,7 @@
 //! and report every spec assertion a buggy node breaks.
 
 use crate::scenario::{ENTERED_TIMEOUT, METADATA_PAUSE, NO_SYNC_TASKS_TIMEOUT};
-use shardstorm_faults::{Registry, Selector};
+use shardstorm_faults::{LockExt, Registry, Selector};
 use shardstorm_harness::{HarnessEvent, Recorder, TraceKind};
 use shardstorm_node::blob::EncodingConfig;
 use shardstorm_node::chain::ChainError;
@@ -16,7 +16,7 @@ use shardstorm_node::{
 };
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A hard scenario error: a node could not be reached or refused a request, a fail-point
@@ -53,10 +53,6 @@ pub(crate) struct Shared {
     pub(crate) restarts: BTreeMap<NodeId, u64>,
     /// Failed spec assertions, in order.
     pub(crate) failures: Vec<String>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The scenario client's control over the cluster.
@@ -101,7 +97,7 @@ impl Ctl {
     pub fn fail(&self, message: impl Into<String>) {
         let message = message.into();
         self.note(format!("CHECK FAILED: {message}"));
-        lock(&self.shared).failures.push(message);
+        self.shared.lock_ok().failures.push(message);
     }
 
     /// Records `message` as failed unless `ok`; returns `ok`.
@@ -148,7 +144,7 @@ impl Ctl {
     fn current_handle(&self, node: NodeId) -> Option<NodeHandle> {
         self.slots
             .get(&node)
-            .and_then(|s| lock(s).clone())
+            .and_then(|s| s.lock_ok().clone())
             .filter(|h| !h.is_closed())
     }
 
@@ -295,7 +291,7 @@ impl Ctl {
     pub async fn restart(&self, node: NodeId) -> Result<(), ScenarioError> {
         self.note(format!("restart {node}"));
         let before = {
-            let mut shared = lock(&self.shared);
+            let mut shared = self.shared.lock_ok();
             shared.commands.push(Command::Restart(node));
             shared.restarts.get(&node).copied().unwrap_or(0)
         };
@@ -303,7 +299,14 @@ impl Ctl {
         loop {
             tokio::time::sleep(POLL).await;
             waited += POLL;
-            let applied = lock(&self.shared).restarts.get(&node).copied().unwrap_or(0) > before;
+            let applied = self
+                .shared
+                .lock_ok()
+                .restarts
+                .get(&node)
+                .copied()
+                .unwrap_or(0)
+                > before;
             if applied && self.current_handle(node).is_some() {
                 return Ok(());
             }

@@ -126,7 +126,7 @@ pub enum SpecError {
     },
     #[error(
         "schedule entry `{entry}` names unknown fail point `{point}` (the catalogue is \
-         FAIL_POINTS in harness/src/spec.rs)"
+         FAIL_POINTS in harness/src/run_spec.rs)"
     )]
     UnknownFailPoint { entry: String, point: String },
     #[error("schedule entry `{entry}` writes status `{status}` (expected one of: {expected})")]

@@ -4,6 +4,7 @@
 use crate::trace::{HarnessEvent, Recorder, TraceKind};
 use crate::workload;
 use futures::StreamExt;
+use shardstorm_faults::LockExt;
 use shardstorm_node::blob::EncodingConfig;
 use shardstorm_node::node::NodeSnapshot;
 use shardstorm_node::{AdminRequest, BlobId, Chain, NodeHandle, NodeId, NodeStatus};
@@ -41,7 +42,7 @@ impl Control {
 
     /// Takes a finished audit's data, if any.
     pub fn take_audit(&self) -> Option<AuditData> {
-        self.audit.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.audit.lock_ok().take()
     }
 }
 
@@ -67,9 +68,7 @@ fn handle_of(
     slots: &BTreeMap<NodeId, Arc<Mutex<Option<NodeHandle>>>>,
     node: NodeId,
 ) -> Option<NodeHandle> {
-    slots
-        .get(&node)
-        .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    slots.get(&node).and_then(|s| s.lock_ok().clone())
 }
 
 async fn run(
@@ -96,7 +95,7 @@ async fn run(
             }
             ControlCommand::Audit { blobs } => {
                 let data = audit(&slots, &chain, &encoding, blobs).await;
-                *audit_out.lock().unwrap_or_else(|p| p.into_inner()) = Some(data);
+                *audit_out.lock_ok() = Some(data);
             }
         }
     }
