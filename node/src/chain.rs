@@ -5,6 +5,7 @@
 //! trust); all access is synchronous and never held across an await.
 
 use crate::types::{BlobId, Epoch, NodeId, ShardIndex};
+use shardstorm_faults::LockExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -232,9 +233,7 @@ impl Chain {
     }
 
     fn lock(&self) -> MutexGuard<'_, ChainState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock_ok()
     }
 
     /// Registers a node's public key (ed25519, 32 bytes).

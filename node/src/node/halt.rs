@@ -3,11 +3,12 @@
 //! node is wrapped in `Halting`, which stops polling it once the node is halted, and which
 //! catches the `CrashUnwind` a synchronous crash point unwinds with.
 
+use shardstorm_faults::LockExt;
 use shardstorm_faults::{CrashUnwind, FailPoints, Reap};
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 /// The future of one task, owned jointly by its `Halting` wrapper and the process reaper.
@@ -55,7 +56,7 @@ impl<F: Future + Send + 'static> Future for Halting<F> {
         if this.dead || this.fail.halted() {
             return Poll::Pending;
         }
-        let mut guard = this.slot.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = this.slot.0.lock_ok();
         let Some(inner) = guard.as_mut() else {
             return Poll::Pending; // reaped: the process is gone
         };

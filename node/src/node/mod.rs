@@ -1,6 +1,7 @@
 //! The storage node: its shared state, startup and restart ordering (spec section 7), and the
 //! modules that implement each behaviour of the spec.
 
+use shardstorm_faults::LockExt;
 mod admin;
 mod blob_sync;
 mod committee;
@@ -88,7 +89,7 @@ pub struct Node {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock_ok()
 }
 
 impl Node {

@@ -16,10 +16,11 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use shardstorm_faults::LockExt;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The database file inside a [`Disk::Dir`] directory.
 pub const DB_FILE_NAME: &str = "node.redb";
@@ -127,7 +128,7 @@ impl SimDisk {
     }
 
     fn lock(&self) -> MutexGuard<'_, SimDiskState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock_ok()
     }
 
     /// A power loss: unsynced operations are discarded, or, with torn writes on, a random prefix

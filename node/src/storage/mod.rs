@@ -11,6 +11,7 @@
 //! handle only returns `Crashed`: open a new `Storage` (the next incarnation).
 
 use crate::fail_points;
+use shardstorm_faults::LockExt;
 mod blobs;
 mod disk;
 mod dump;
@@ -170,7 +171,7 @@ impl Storage {
         &self,
         f: impl FnOnce(&Database) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let mut slot = self.db.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self.db.lock_ok();
         if disk_generation(&self.disk) != self.generation {
             // The disk crashed under this handle: it belongs to a dead incarnation.
             close_quietly(slot.take());

@@ -8,6 +8,7 @@
 use super::frame::{codec, decode, encode, WireError};
 use super::message::{Envelope, Response};
 use futures::{SinkExt, StreamExt};
+use shardstorm_faults::LockExt;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -44,15 +45,11 @@ const MAX_IDLE_PER_HOST: usize = 4;
 
 impl Pool {
     fn take(&self, key: &(String, u16)) -> Option<Connection> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(key)
-            .and_then(Vec::pop)
+        self.idle.lock_ok().get_mut(key).and_then(Vec::pop)
     }
 
     fn put(&self, key: (String, u16), conn: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle.lock_ok();
         let list = idle.entry(key).or_default();
         if list.len() < MAX_IDLE_PER_HOST {
             list.push(conn);
@@ -86,8 +83,7 @@ impl Pool {
     async fn dial(&self, key: &(String, u16), t: CallTimeouts) -> Result<Connection, WireError> {
         let slots = self
             .dials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_ok()
             .entry(key.clone())
             .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_DIALS_PER_HOST)))
             .clone();
@@ -95,8 +91,7 @@ impl Pool {
         let now = tokio::time::Instant::now();
         let blocked = self
             .unreachable
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_ok()
             .get(key)
             .is_some_and(|u| *u > now);
         if blocked {
@@ -105,10 +100,7 @@ impl Pool {
         let result = connect(&key.0, key.1, t).await;
         if matches!(result, Err(WireError::ConnectTimeout(_))) {
             let until = tokio::time::Instant::now() + t.connect * UNREACHABLE_FOR;
-            self.unreachable
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.clone(), until);
+            self.unreachable.lock_ok().insert(key.clone(), until);
         }
         result
     }
