@@ -109,6 +109,12 @@ impl NodeModel {
                 if matches!(writer, ShardStatusWriter::S2 | ShardStatusWriter::S4) {
                     self.progress.remove(shard);
                 }
+                if *writer == ShardStatusWriter::S6 {
+                    // Full node recovery took the shard over: progress left by its transfer is
+                    // stale from here on (also once the shard is later locked), so what it
+                    // covers is no longer the transfer's to fill.
+                    self.progress_epoch.remove(shard);
+                }
             }
             ProbeEvent::ShardDropped { shard } => {
                 self.shards.remove(shard);

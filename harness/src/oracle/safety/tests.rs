@@ -597,6 +597,31 @@ fn stored_progress_must_match_the_batches_and_cover_its_slivers() {
     oracle.check_new(&trace_of(events.clone()));
     let v = audit(&mut oracle, AuditPoint::EpochChangeStart, &lost).expect("uncovered");
     assert_eq!(v.invariant, Invariant::ProgressMonotonic, "{v}");
+    // Full node recovery took the shard over (S6) and it was locked later (S7): the progress
+    // its transfer left is stale and covers nothing any more (seed 7984).
+    let mut taken_over = events.clone();
+    taken_over.push(shard(
+        0,
+        ShardStatus::ActiveSync,
+        ShardStatus::Active,
+        SW::S6,
+        3,
+    ));
+    taken_over.push(shard(
+        0,
+        ShardStatus::Active,
+        ShardStatus::LockedToMove,
+        SW::S7,
+        4,
+    ));
+    let mut locked = lost.clone();
+    locked.shards.get_mut(&ShardIndex(0)).unwrap().status = ShardStatus::LockedToMove;
+    let mut oracle = SafetyOracle::new(chain_with_blobs.clone());
+    oracle.check_new(&trace_of(taken_over));
+    assert_eq!(
+        audit(&mut oracle, AuditPoint::EpochChangeStart, &locked),
+        None
+    );
     // Progress behind the reported batches (a committed batch lost).
     let mut behind = s.clone();
     behind.shards.get_mut(&ShardIndex(0)).unwrap().progress = Some((b(1), SliverType::Primary));
