@@ -180,6 +180,9 @@ fn extent(schedule: &Schedule, i: usize, t: Duration, n_nodes: usize) -> Option<
             let side = if b.len() < a.len() { b } else { a };
             Some((side.iter().cloned().collect(), 0, Some(t + *duration)))
         }
+        Fault::ChainPartition {
+            nodes, duration, ..
+        } => Some((nodes.iter().cloned().collect(), 0, Some(t + *duration))),
         Fault::DiskEio { node, duration }
         | Fault::DiskCorruptReads { node, duration, .. }
         | Fault::Byzantine { node, duration } => named(&[node], Some(t + *duration)),

@@ -30,6 +30,12 @@ pub enum Fault {
         oneway: bool,
         duration: Duration,
     },
+    /// Cut the links between the nodes and the chain host, in one direction or both.
+    ChainPartition {
+        nodes: Vec<String>,
+        direction: LinkDirection,
+        duration: Duration,
+    },
     /// Drop this fraction (0..=1) of messages everywhere.
     MessageLoss { rate: f64, duration: Duration },
     /// Raise the maximum message latency everywhere.
@@ -77,6 +83,7 @@ impl Fault {
             Fault::CrashRestart { .. } => "crash-restart",
             Fault::Partition { oneway: false, .. } => "partition",
             Fault::Partition { oneway: true, .. } => "partition-oneway",
+            Fault::ChainPartition { .. } => "chain-partition",
             Fault::MessageLoss { .. } => "loss",
             Fault::LatencySpike { .. } => "latency",
             Fault::Hold { .. } => "hold",
@@ -113,6 +120,7 @@ impl Fault {
         match self {
             Fault::CrashRestart { down: d, .. }
             | Fault::Partition { duration: d, .. }
+            | Fault::ChainPartition { duration: d, .. }
             | Fault::MessageLoss { duration: d, .. }
             | Fault::LatencySpike { duration: d, .. }
             | Fault::Hold { duration: d, .. }
@@ -128,6 +136,7 @@ impl Fault {
         match self {
             Fault::CrashRestart { down: d, .. }
             | Fault::Partition { duration: d, .. }
+            | Fault::ChainPartition { duration: d, .. }
             | Fault::MessageLoss { duration: d, .. }
             | Fault::LatencySpike { duration: d, .. }
             | Fault::Hold { duration: d, .. }
@@ -136,6 +145,47 @@ impl Fault {
             | Fault::Byzantine { duration: d, .. } => Some(d),
             _ => None,
         }
+    }
+}
+
+/// Which way a cut link between nodes and the chain host drops messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LinkDirection {
+    /// Nothing gets through.
+    Both,
+    /// The nodes' requests are lost (the chain never sees them).
+    ToChain,
+    /// The chain's answers are lost (the chain acts on requests the nodes never see answered).
+    FromChain,
+}
+
+impl LinkDirection {
+    pub const ALL: [LinkDirection; 3] = [
+        LinkDirection::Both,
+        LinkDirection::ToChain,
+        LinkDirection::FromChain,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            LinkDirection::Both => "both",
+            LinkDirection::ToChain => "to-chain",
+            LinkDirection::FromChain => "from-chain",
+        }
+    }
+}
+
+impl fmt::Display for LinkDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for LinkDirection {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|d| d.name() == s).ok_or(())
     }
 }
 
@@ -209,6 +259,16 @@ impl fmt::Display for Fault {
                 let (a, b, d) = (fmt_nodes(a), fmt_nodes(b), fmt_secs(*duration));
                 write!(f, "{kw} {a}{arrow} {b} for {d}")
             }
+            Fault::ChainPartition {
+                nodes,
+                direction,
+                duration,
+            } => write!(
+                f,
+                "{kw} {} {direction} for {}",
+                fmt_nodes(nodes),
+                fmt_secs(*duration)
+            ),
             Fault::MessageLoss { rate, duration } => {
                 write!(f, "{kw} {rate:.3} for {}", fmt_secs(*duration))
             }
@@ -339,6 +399,15 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    fn direction(&mut self) -> Result<LinkDirection, FaultParseError> {
+        match self.next() {
+            Some(t) => t
+                .parse()
+                .map_or_else(|_| self.err("both, to-chain or from-chain", Some(t)), Ok),
+            None => self.err("both, to-chain or from-chain", None),
+        }
+    }
+
     fn rate(&mut self) -> Result<f64, FaultParseError> {
         let what = "a rate 0.000..=1.000";
         match self.next() {
@@ -378,7 +447,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-const KEYWORDS: &str = "crash, restart, crash-restart, partition, partition-oneway, loss, \
+const KEYWORDS: &str = "crash, restart, crash-restart, partition, partition-oneway, \
+chain-partition, loss, \
 latency, hold, disk-eio, disk-torn, disk-corrupt, status, byzantine, failpoint, \
 clear-failpoint, open-gate or epoch-change";
 
@@ -409,6 +479,11 @@ fn parse_body(keyword: &str, c: &mut Cursor<'_>) -> Result<Fault, FaultParseErro
             down: c.for_secs()?,
         },
         "partition" | "partition-oneway" => parse_partition(keyword == "partition-oneway", c)?,
+        "chain-partition" => Fault::ChainPartition {
+            nodes: c.nodes()?,
+            direction: c.direction()?,
+            duration: c.for_secs()?,
+        },
         "loss" => Fault::MessageLoss {
             rate: c.rate()?,
             duration: c.for_secs()?,

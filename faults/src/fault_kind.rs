@@ -21,11 +21,13 @@ pub enum FaultKind {
     /// A state-aware fault: a status change or an early epoch change the first time a node
     /// reaches a given fail point (a triggered schedule entry).
     Triggered,
+    /// Nodes lose their link to the chain host (one way or both).
+    ChainPartition,
 }
 
 impl FaultKind {
     /// Every kind, in knob order.
-    pub const ALL: [FaultKind; 14] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::Loss,
@@ -40,6 +42,7 @@ impl FaultKind {
         FaultKind::FailpointCrash,
         FaultKind::FailpointDelay,
         FaultKind::Triggered,
+        FaultKind::ChainPartition,
     ];
 
     /// The knob name (`crash`, `disk_eio`, `failpoint_pause`, ...).
@@ -59,6 +62,18 @@ impl FaultKind {
             FaultKind::FailpointCrash => "failpoint_crash",
             FaultKind::FailpointDelay => "failpoint_delay",
             FaultKind::Triggered => "triggered",
+            FaultKind::ChainPartition => "chain_partition",
+        }
+    }
+
+    /// Kinds added after the first ones draw their knob from a stream of their own (this
+    /// offset from the knob stream), so adding them left every older draw alone; run files
+    /// from before them may omit their knob (off).
+    pub(crate) fn own_knob_stream(self) -> Option<u64> {
+        match self {
+            FaultKind::Triggered => Some(1),
+            FaultKind::ChainPartition => Some(2),
+            _ => None,
         }
     }
 

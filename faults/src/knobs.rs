@@ -50,6 +50,8 @@ pub struct Knobs {
     pub failpoint_delay: KindKnob,
     #[serde(default = "KindKnob::off")]
     pub triggered: KindKnob,
+    #[serde(default = "KindKnob::off")]
+    pub chain_partition: KindKnob,
     /// Epoch length in simulated ms.
     pub epoch_ms: u64,
     /// Probability that a given epoch moves shards between nodes.
@@ -92,6 +94,7 @@ impl Knobs {
             failpoint_crash: off,
             failpoint_delay: off,
             triggered: off,
+            chain_partition: off,
             epoch_ms: 10_000,
             churn_move: 0.0,
             churn_membership: 0.0,
@@ -116,6 +119,7 @@ impl Knobs {
             FaultKind::FailpointCrash => &self.failpoint_crash,
             FaultKind::FailpointDelay => &self.failpoint_delay,
             FaultKind::Triggered => &self.triggered,
+            FaultKind::ChainPartition => &self.chain_partition,
         }
     }
 
@@ -136,6 +140,7 @@ impl Knobs {
             FaultKind::FailpointCrash => &mut self.failpoint_crash,
             FaultKind::FailpointDelay => &mut self.failpoint_delay,
             FaultKind::Triggered => &mut self.triggered,
+            FaultKind::ChainPartition => &mut self.chain_partition,
         }
     }
 
@@ -165,7 +170,7 @@ impl Knobs {
         rng.set_stream(KNOBS_STREAM);
         let mut knobs = Knobs::quiet();
         for kind in FaultKind::ALL {
-            if kind == FaultKind::Triggered {
+            if kind.own_knob_stream().is_some() {
                 continue; // drawn from its own stream below, so older kinds keep their draws
             }
             let on = rng.random_bool(0.5);
@@ -180,7 +185,11 @@ impl Knobs {
         knobs.churn_move = quantize(rng.random_range(0.2..1.0));
         knobs.churn_membership = quantize(rng.random_range(0.1..0.9));
         knobs.workload_rate = quantize(rng.random_range(1.0..50.0));
-        knobs.triggered = draw_triggered(seed, shape);
+        for kind in FaultKind::ALL {
+            if let Some(stream) = kind.own_knob_stream() {
+                *knobs.kind_mut(kind) = draw_own_stream(seed, shape, kind, stream);
+            }
+        }
         knobs
     }
 
@@ -194,14 +203,14 @@ impl Knobs {
     }
 }
 
-/// The knob of [`FaultKind::Triggered`], from a stream of its own.
-fn draw_triggered(seed: u64, shape: &Shape) -> KindKnob {
+/// The knob of a kind added after the first ones, from a stream of its own.
+fn draw_own_stream(seed: u64, shape: &Shape, kind: FaultKind, stream: u64) -> KindKnob {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(KNOBS_STREAM + 1);
+    rng.set_stream(KNOBS_STREAM + stream);
     let on = rng.random_bool(0.5);
-    let (lo, hi) = FaultKind::Triggered.rate_range();
+    let (lo, hi) = kind.rate_range();
     KindKnob {
-        enabled: on && shape.supports(FaultKind::Triggered),
+        enabled: on && shape.supports(kind),
         rate: quantize(rng.random_range(lo..hi)),
     }
 }
@@ -291,8 +300,8 @@ impl FromStr for Knobs {
         for kind in FaultKind::ALL {
             let name = kind.name();
             let key = format!("{name}.enabled");
-            if kind == FaultKind::Triggered && !pairs.0.contains_key(key.as_str()) {
-                continue; // run files from before triggered faults existed: off
+            if kind.own_knob_stream().is_some() && !pairs.0.contains_key(key.as_str()) {
+                continue; // run files from before the kind existed: off
             }
             *knobs.kind_mut(kind) = KindKnob {
                 enabled: pairs.take(&format!("{name}.enabled"), |_| true)?,

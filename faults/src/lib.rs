@@ -40,7 +40,7 @@ mod sim_tests;
 pub use action::{parse_action, parse_actions, Action, ActionError, Actions, Task};
 pub use budget::{BudgetViolation, FaultyInterval};
 pub use failpoint::{unwind_crash, CrashUnwind, FailPoints, Injected};
-pub use fault::{fmt_secs, parse_secs, Fault, FaultParseError};
+pub use fault::{fmt_secs, parse_secs, Fault, FaultParseError, LinkDirection};
 pub use fault_kind::FaultKind;
 pub use hit::Hit;
 pub use knobs::{KindKnob, Knobs, KnobsError};

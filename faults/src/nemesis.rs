@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::budget::allowed_faulty;
-use crate::fault::Fault;
+use crate::fault::{Fault, LinkDirection};
 use crate::fault_kind::FaultKind;
 use crate::knobs::Knobs;
 use crate::schedule::{Schedule, ScheduleEntry};
@@ -298,6 +298,7 @@ impl<'a> Planner<'a> {
             FaultKind::FailpointCrash => self.fp_crash(rng, t),
             FaultKind::FailpointDelay => self.fp_delay(rng, t),
             FaultKind::Triggered => self.triggered(rng, t),
+            FaultKind::ChainPartition => self.chain_partition(rng, t),
         };
     }
 
@@ -340,6 +341,20 @@ impl<'a> Planner<'a> {
                 duration,
             },
         );
+        Some(())
+    }
+
+    /// Cuts one or two nodes off the chain host, both ways or one way.
+    fn chain_partition(&mut self, rng: &mut ChaCha8Rng, t: u64) -> Option<()> {
+        let span = self.span(rng, t, 1000, 15_000)?;
+        let nodes = self.reserve(rng, 2, t, t + span)?;
+        let direction = *LinkDirection::ALL.choose(rng)?;
+        let fault = Fault::ChainPartition {
+            nodes: self.names(&nodes),
+            direction,
+            duration: Duration::from_millis(span),
+        };
+        self.push(t, fault);
         Some(())
     }
 

@@ -38,6 +38,9 @@ pub struct Shape {
     pub statuses: Vec<String>,
     /// Every drawn fault starts and heals within this simulated time.
     pub duration: Duration,
+    /// Whether the system has a chain host whose links to the nodes can be cut.
+    #[serde(default)]
+    pub chain: bool,
 }
 
 impl Shape {
@@ -70,6 +73,7 @@ impl Shape {
             FaultKind::FailpointError => node_faults && has(FailPointKind::If),
             FaultKind::FailpointCrash => node_faults && has(FailPointKind::Crash),
             FaultKind::Triggered => !self.nodes.is_empty() && !self.trigger_points().is_empty(),
+            FaultKind::ChainPartition => node_faults && self.chain,
             _ => node_faults,
         }
     }
@@ -99,6 +103,7 @@ pub(crate) mod tests {
             ],
             statuses: vec!["RecoveryCatchUp".into(), "Standby".into()],
             duration: Duration::from_secs(120),
+            chain: true,
         }
     }
 }

@@ -3,7 +3,8 @@
 use crate::cluster::Cluster;
 use crate::node_control::{Control, ControlCommand};
 use crate::trace::{HarnessEvent, TraceKind};
-use shardstorm_faults::Fault;
+use shardstorm_faults::{Fault, LinkDirection};
+use shardstorm_node::wire::CHAIN_HOST;
 use shardstorm_node::{NodeId, NodeStatus};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -51,6 +52,11 @@ pub fn apply(
             oneway,
             duration,
         } => return partition(cluster, a, b, *oneway, *duration),
+        Fault::ChainPartition {
+            nodes,
+            direction,
+            duration,
+        } => return chain_partition(cluster, nodes, *direction, *duration),
         Fault::Hold { a, b, duration } => {
             let mut undo = Vec::new();
             for (x, y) in pairs(a, b) {
@@ -133,6 +139,22 @@ fn partition(
         undo.push((duration, Undo::Repair { a: x, b: y, oneway }));
     }
     undo
+}
+
+/// Cuts nodes off the chain host: a one-way cut is a one-way partition from the side whose
+/// messages are lost.
+fn chain_partition(
+    cluster: &mut Cluster,
+    nodes: &[String],
+    direction: LinkDirection,
+    duration: Duration,
+) -> Vec<(Duration, Undo)> {
+    let chain = vec![CHAIN_HOST.to_string()];
+    match direction {
+        LinkDirection::Both => partition(cluster, nodes, &chain, false, duration),
+        LinkDirection::ToChain => partition(cluster, nodes, &chain, true, duration),
+        LinkDirection::FromChain => partition(cluster, &chain, nodes, true, duration),
+    }
 }
 
 /// A direct status write, modelled on lag detection: `RecoveryCatchUp` is written right before

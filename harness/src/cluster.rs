@@ -1,5 +1,5 @@
 //! The simulated cluster: a turmoil `Sim` (seed and epoch always set) with one host per storage
-//! node, the shared chain, each node's simulated disk and switches (held outside the host so
+//! node and the chain host (whose state the harness also reads directly), each node's simulated disk and switches (held outside the host so
 //! they survive crashes), the fail-point registry, and the trace recorder.
 
 use crate::trace::{HarnessEvent, Recorder, TraceKind};
@@ -7,7 +7,7 @@ use shardstorm_faults::{LockExt, Registry};
 use shardstorm_node::blob::EncodingConfig;
 use shardstorm_node::ctx::Switches;
 use shardstorm_node::storage::{Disk, SimDisk};
-use shardstorm_node::wire::node_keypair;
+use shardstorm_node::wire::{node_keypair, CHAIN_HOST};
 use shardstorm_node::{Chain, NodeConfig, NodeCtx, NodeHandle, NodeId, NodeSetup, ShardIndex};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -84,6 +84,10 @@ impl ClusterBuilder {
             .ephemeral_ports(10_000..=65_535)
             .build();
         let chain = Chain::new(self.genesis());
+        let (served, limit) = (chain.clone(), self.config.max_frame_bytes);
+        sim.host(CHAIN_HOST, move || {
+            shardstorm_node::chain_host::serve(served.clone(), limit)
+        });
         let registry = Registry::new(self.seed ^ 0x6661_756c_7473);
         let recorder = Recorder::default();
         install_hit_observer(&registry, &recorder);
@@ -118,7 +122,6 @@ impl ClusterBuilder {
                     .cloned()
                     .unwrap_or_else(|| self.config.clone()),
                 disk: Disk::Sim(host.disk.clone()),
-                chain: chain.clone(),
                 encoding: encoding.clone(),
                 key,
                 handle_slot: host.slot.clone(),

@@ -692,6 +692,7 @@ fn fault_scope(fault: &Fault) -> Scope {
         | Fault::StatusChange { node, .. }
         | Fault::Byzantine { node, .. } => ids(&mut std::iter::once(node)),
         Fault::Partition { a, b, .. } | Fault::Hold { a, b, .. } => ids(&mut a.iter().chain(b)),
+        Fault::ChainPartition { nodes, .. } => ids(&mut nodes.iter()),
         Fault::FailPoint { .. } | Fault::OpenGate { .. } => match fault.selector() {
             Selector::All => Scope::All,
             Selector::Node(n) => ids(&mut std::iter::once(&n)),

@@ -58,14 +58,13 @@ pub fn run_with_ledger(spec: &RunSpec) -> (RunResult, Vec<LedgerEntry>) {
         delete_probability: 0.05,
         inconsistent_probability: 0.02,
     };
-    let (chain, encoding, recorder, wlog) = (
-        cluster.chain.clone(),
+    let (encoding, recorder, wlog) = (
         cluster.encoding.clone(),
         cluster.recorder.clone(),
         log.clone(),
     );
     cluster.sim.client("workload", async move {
-        workload::run(wl, chain, encoding, recorder, wlog).await
+        workload::run(wl, encoding, recorder, wlog).await
     });
     let slots = cluster.slots();
     let (chain, encoding, recorder) = (

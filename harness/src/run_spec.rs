@@ -76,6 +76,8 @@ pub const FAIL_POINTS: &[(&str, FailPointKind)] = &[
     (fp::EVENTS_HANDLE_AFTER, FailPointKind::Crash),
     (fp::EVENTS_WRITE_BEFORE, FailPointKind::Crash),
     (fp::EVENTS_WRITE_AFTER, FailPointKind::Crash),
+    // Not in the spec's catalogue: the node's side of its link to the chain host.
+    (fp::CHAIN_REQUEST, FailPointKind::Async),
 ];
 
 /// Status texts the harness accepts in `status` faults.
@@ -243,6 +245,7 @@ impl RunSpec {
                 .collect(),
             statuses: STATUS_FAULTS.iter().map(|s| s.to_string()).collect(),
             duration: knobs_free_duration,
+            chain: true,
         }
     }
 
@@ -309,6 +312,7 @@ fn check_entry(entry: &ScheduleEntry, names: &[String]) -> Result<(), SpecError>
         Fault::Partition { a, b, .. } | Fault::Hold { a, b, .. } => {
             a.iter().chain(b).try_for_each(|n| node(n))?
         }
+        Fault::ChainPartition { nodes, .. } => nodes.iter().try_for_each(|n| node(n))?,
         Fault::StatusChange { node: n, status } => {
             node(n)?;
             if !STATUS_FAULTS.contains(&status.as_str()) {

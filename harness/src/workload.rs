@@ -10,7 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use shardstorm_faults::LockExt;
 use shardstorm_node::blob::{decode, encode, encode_inconsistent, EncodedBlob, EncodingConfig};
 use shardstorm_node::chain::ChainError;
-use shardstorm_node::wire::{self, CallTimeouts, Envelope, Request, Response, NODE_PORT};
+use shardstorm_node::chain_client::ChainClient;
+use shardstorm_node::wire::{
+    self, CallTimeouts, ChainRequest, Envelope, Request, Response, NODE_PORT,
+};
 use shardstorm_node::{BlobId, Chain, NodeId, ShardIndex, SliverType};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -105,14 +108,14 @@ async fn client_call(node: NodeId, request: &Request) -> Result<Response, wire::
     wire::call(&node.host(), NODE_PORT, &envelope, client_timeouts()).await
 }
 
-/// The workload's main loop (a turmoil client).
+/// The workload's main loop (a turmoil client of the chain host and the nodes).
 pub async fn run(
     cfg: WorkloadConfig,
-    chain: Chain,
     encoding: EncodingConfig,
     recorder: Recorder,
     log: WorkloadLog,
 ) -> turmoil::Result {
+    let chain = ChainClient::anonymous(client_timeouts());
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let interval = cfg.duration / cfg.blobs.max(1);
     let mut written: Vec<BlobId> = Vec::new();
@@ -141,7 +144,8 @@ pub async fn run(
         }
         if !written.is_empty() && rng.random_bool(cfg.delete_probability) {
             let victim = written.swap_remove(rng.random_range(0..written.len()));
-            if chain.delete_blob(victim).is_ok() {
+            let delete = chain.transact(ChainRequest::DeleteBlob { blob: victim });
+            if delete.await.is_ok() {
                 recorder.record(None, TraceKind::Chain(ChainNote::Delete { blob: victim }));
             }
         }
@@ -151,7 +155,7 @@ pub async fn run(
 
 #[allow(clippy::too_many_arguments)]
 async fn write_blob(
-    chain: &Chain,
+    chain: &ChainClient,
     encoding: &EncodingConfig,
     recorder: &Recorder,
     log: &WorkloadLog,
@@ -180,7 +184,11 @@ async fn write_blob(
             .collect(),
         consistent: !inconsistent,
     };
-    chain.register_blob(id, lifetime).ok()?;
+    let register = ChainRequest::RegisterBlob {
+        blob: id,
+        lifetime_epochs: lifetime,
+    };
+    chain.transact(register).await.ok()?;
     log.insert(
         id,
         WrittenBlob {
@@ -198,12 +206,15 @@ async fn write_blob(
         }),
     );
     for _ in 0..3 {
-        let epoch = chain.epoch();
-        let stored = upload(chain, &encoded).await;
+        let epoch = chain.epoch().await;
+        let stored = upload(chain, epoch, &encoded).await;
         if 3 * stored <= 2 * encoding.n_shards() as usize {
             break;
         }
-        match chain.certify_blob_from(id, epoch) {
+        match chain
+            .transact(ChainRequest::CertifyBlob { blob: id, epoch })
+            .await
+        {
             Ok(()) => {
                 log.set_certified(id);
                 recorder.record(
@@ -224,8 +235,8 @@ async fn write_blob(
 
 /// Uploads to every member of the current committee, retrying while nodes have not seen the
 /// registration yet; returns how many shards stored both slivers.
-async fn upload(chain: &Chain, encoded: &EncodedBlob) -> usize {
-    let committee = chain.committee(chain.epoch()).unwrap_or_default();
+async fn upload(chain: &ChainClient, epoch: u64, encoded: &EncodedBlob) -> usize {
+    let committee = chain.committee(epoch).await.unwrap_or_default();
     let calls = committee.members().into_iter().map(|node| {
         let shards = committee.shards_of(node);
         let slivers: Vec<_> = shards

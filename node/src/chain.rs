@@ -1,17 +1,20 @@
 //! The chain: epochs, committees (shard -> node), blob lifecycle events (registered, certified,
 //! extended, deleted, invalidated), the event stream nodes resume from a cursor, and `epoch_sync_done` attestations that end an epoch change.
 //!
-//! One `Chain` is shared by every host of a simulation (it models a consensus system the nodes
-//! trust); all access is synchronous and never held across an await.
+//! This is the chain's own state: the chain host (`crate::chain_host`) serves it over the
+//! network to the nodes and the workload client, and the harness reads it directly (the oracle
+//! checks against it, the driver runs epoch changes on it). It models a consensus system: it
+//! stays honest and up; all access is synchronous and never held across an await.
 
 use crate::types::{BlobId, Epoch, NodeId, ShardIndex};
+use serde::{Deserialize, Serialize};
 use shardstorm_faults::LockExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The assignment of shards to nodes for one epoch.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Committee {
     pub epoch: Epoch,
     pub shards: BTreeMap<ShardIndex, NodeId>,
@@ -47,7 +50,7 @@ impl Committee {
 }
 
 /// One event of the chain's event stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChainEvent {
     BlobRegistered {
         blob: BlobId,
@@ -128,14 +131,14 @@ impl fmt::Display for ChainEvent {
 }
 
 /// Errors of chain transactions.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ChainError {
     #[error("blob {0} is not registered")]
     UnknownBlob(BlobId),
     #[error("blob {0} is already registered")]
     AlreadyRegistered(BlobId),
     #[error("blob {0} cannot change state: {1}")]
-    BadBlobState(BlobId, &'static str),
+    BadBlobState(BlobId, String),
     #[error("epoch change {0} has not finished")]
     EpochChangeInProgress(Epoch),
     #[error("committee must assign every shard 0..{expected}, got {got} shards")]
@@ -152,6 +155,8 @@ pub enum ChainError {
     EmptyExtension,
     #[error("node {0} is not registered")]
     UnknownNode(NodeId),
+    #[error("the transaction needs a registered node's signature")]
+    Unsigned,
 }
 
 /// The chain's record of one blob.
@@ -185,6 +190,61 @@ struct ChainState {
     attestations: BTreeMap<Epoch, BTreeSet<NodeId>>,
     done: BTreeSet<Epoch>,
     keys: BTreeMap<NodeId, [u8; 32]>,
+    received: Vec<ReceivedAttestation>,
+}
+
+impl ChainState {
+    fn attest(&mut self, node: NodeId, epoch: Epoch) -> AttestationOutcome {
+        if epoch != self.epoch {
+            return AttestationOutcome::NotCurrentEpoch {
+                current: self.epoch,
+            };
+        }
+        if self.done.contains(&epoch) {
+            return AttestationOutcome::AlreadyDone;
+        }
+        let Some(committee) = self.committees.get(&epoch).cloned() else {
+            return AttestationOutcome::NotMember;
+        };
+        if !committee.contains(node) {
+            return AttestationOutcome::NotMember;
+        }
+        let attested = self.attestations.entry(epoch).or_default();
+        attested.insert(node);
+        let weight = committee
+            .shards
+            .values()
+            .filter(|n| attested.contains(n))
+            .count();
+        if 3 * weight > 2 * committee.n_shards() {
+            self.done.insert(epoch);
+            self.events.push(ChainEvent::EpochChangeDone { epoch });
+        }
+        AttestationOutcome::Recorded
+    }
+}
+
+/// What the chain made of one `epoch_sync_done`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttestationOutcome {
+    /// Counted towards the epoch change.
+    Recorded,
+    /// The epoch change has already ended.
+    AlreadyDone,
+    /// Not the chain's current epoch (a stale or a future attestation).
+    NotCurrentEpoch { current: Epoch },
+    /// The sender is not a member of that epoch's committee.
+    NotMember,
+}
+
+/// One `epoch_sync_done` as the chain received it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedAttestation {
+    pub node: NodeId,
+    pub epoch: Epoch,
+    /// The chain's epoch when it arrived.
+    pub chain_epoch: Epoch,
+    pub outcome: AttestationOutcome,
 }
 
 /// Shared handle on the chain.
@@ -286,30 +346,25 @@ impl Chain {
         Ok(epoch)
     }
 
-    /// Records `epoch_sync_done(epoch)` from `node`. The epoch change ends once the attesting
-    /// members own more than two thirds of the shards.
-    pub fn epoch_sync_done(&self, node: NodeId, epoch: Epoch) {
+    /// Records `epoch_sync_done(epoch)` from `node` and says what became of it. The epoch
+    /// change ends once the attesting members own more than two thirds of the shards. Every
+    /// attestation received is logged with its outcome ([`Chain::received_attestations`]).
+    pub fn epoch_sync_done(&self, node: NodeId, epoch: Epoch) -> AttestationOutcome {
         let mut s = self.lock();
-        if epoch != s.epoch || s.done.contains(&epoch) {
-            return;
-        }
-        let Some(committee) = s.committees.get(&epoch).cloned() else {
-            return;
-        };
-        if !committee.contains(node) {
-            return;
-        }
-        let attested = s.attestations.entry(epoch).or_default();
-        attested.insert(node);
-        let weight = committee
-            .shards
-            .values()
-            .filter(|n| attested.contains(n))
-            .count();
-        if 3 * weight > 2 * committee.n_shards() {
-            s.done.insert(epoch);
-            s.events.push(ChainEvent::EpochChangeDone { epoch });
-        }
+        let outcome = s.attest(node, epoch);
+        let chain_epoch = s.epoch;
+        s.received.push(ReceivedAttestation {
+            node,
+            epoch,
+            chain_epoch,
+            outcome,
+        });
+        outcome
+    }
+
+    /// Every `epoch_sync_done` the chain received, in arrival order.
+    pub fn received_attestations(&self) -> Vec<ReceivedAttestation> {
+        self.lock().received.clone()
     }
 
     /// Nodes that attested `epoch`.
@@ -371,7 +426,7 @@ impl Chain {
             return Ok(());
         }
         if record.deleted || record.invalid || record.end_epoch <= epoch {
-            return Err(ChainError::BadBlobState(blob, "retired"));
+            return Err(ChainError::BadBlobState(blob, "retired".into()));
         }
         record.certified_epoch = Some(epoch);
         s.events.push(ChainEvent::BlobCertified { blob, epoch });
@@ -390,10 +445,10 @@ impl Chain {
             .get_mut(&blob)
             .ok_or(ChainError::UnknownBlob(blob))?;
         if record.certified_epoch.is_none() {
-            return Err(ChainError::BadBlobState(blob, "not certified"));
+            return Err(ChainError::BadBlobState(blob, "not certified".into()));
         }
         if record.deleted || record.invalid || record.end_epoch <= epoch {
-            return Err(ChainError::BadBlobState(blob, "retired"));
+            return Err(ChainError::BadBlobState(blob, "retired".into()));
         }
         record.end_epoch = record.end_epoch.saturating_add(epochs);
         let end_epoch = record.end_epoch;
@@ -530,9 +585,19 @@ mod tests {
         let chain = Chain::new(genesis(3, 3));
         chain.force_epoch_change_done();
         chain.start_epoch_change(genesis(3, 3)).unwrap();
-        chain.epoch_sync_done(NodeId(9), 2);
-        chain.epoch_sync_done(NodeId(0), 1);
+        assert_eq!(
+            chain.epoch_sync_done(NodeId(9), 2),
+            AttestationOutcome::NotMember
+        );
+        assert_eq!(
+            chain.epoch_sync_done(NodeId(0), 1),
+            AttestationOutcome::NotCurrentEpoch { current: 2 }
+        );
         assert!(chain.attestations(2).is_empty());
+        let received = chain.received_attestations();
+        assert_eq!(received.len(), 2, "rejected attestations are logged too");
+        assert_eq!(received[1].node, NodeId(0));
+        assert_eq!(received[1].chain_epoch, 2);
     }
 
     #[test]
@@ -574,7 +639,7 @@ mod tests {
         chain.register_blob(b, 3).unwrap();
         assert_eq!(
             chain.extend_blob(b, 2),
-            Err(ChainError::BadBlobState(b, "not certified"))
+            Err(ChainError::BadBlobState(b, "not certified".into()))
         );
         chain.certify_blob(b).unwrap();
         assert_eq!(chain.extend_blob(b, 0), Err(ChainError::EmptyExtension));
@@ -592,7 +657,7 @@ mod tests {
         chain.delete_blob(b).unwrap();
         assert_eq!(
             chain.extend_blob(b, 1),
-            Err(ChainError::BadBlobState(b, "retired"))
+            Err(ChainError::BadBlobState(b, "retired".into()))
         );
         let unknown = BlobId([2; 32]);
         assert_eq!(

@@ -42,6 +42,8 @@ pub const EVENTS_HANDLE_BEFORE: &str = "events.handle.before";
 pub const EVENTS_HANDLE_AFTER: &str = "events.handle.after";
 pub const EVENTS_WRITE_BEFORE: &str = "events.write.before";
 pub const EVENTS_WRITE_AFTER: &str = "events.write.after";
+/// Before every attempt of a request to the chain (an error fails the attempt).
+pub const CHAIN_REQUEST: &str = "chain.request";
 
 /// Every fail point of the node, in catalogue order.
 pub const ALL: &[&str] = &[
@@ -83,6 +85,7 @@ pub const ALL: &[&str] = &[
     EVENTS_HANDLE_AFTER,
     EVENTS_WRITE_BEFORE,
     EVENTS_WRITE_AFTER,
+    CHAIN_REQUEST,
 ];
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 pub mod blob;
 pub mod chain;
+pub mod chain_client;
+pub mod chain_host;
 pub mod config;
 pub mod ctx;
 pub mod fail_points;

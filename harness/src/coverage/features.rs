@@ -68,6 +68,8 @@ pub enum ActiveFault {
     FailpointDelay,
     FailpointCrash,
     StatusWrite,
+    /// The node's link to the chain host is cut.
+    ChainPartition,
 }
 
 /// One coverage feature before bucketing. Points are indices into [`FAIL_POINTS`]
@@ -711,6 +713,15 @@ impl Features {
             }
             Fault::Partition { duration, .. } | Fault::Hold { duration, .. } => {
                 timed(ActiveFault::Partition, None, *duration)
+            }
+            Fault::ChainPartition {
+                nodes, duration, ..
+            } => {
+                for node in nodes {
+                    let cut = timed(ActiveFault::ChainPartition, Some(node), *duration);
+                    self.faults.push(cut);
+                }
+                return;
             }
             Fault::MessageLoss { duration, .. } => timed(ActiveFault::Loss, None, *duration),
             Fault::LatencySpike { duration, .. } => timed(ActiveFault::Latency, None, *duration),

@@ -2,7 +2,7 @@
 //! (start syncs by hand, write a status directly, lock a shard, clear metadata, seed blobs,
 //! inspect its state, in-flight blob syncs and pending certified events included). Requests run on the node's own runtime, so tasks they spawn die with it.
 
-use super::{lock, CommitteeView, Node, NodeError};
+use super::{lock, Node, NodeError};
 use crate::blob::BlobMetadata;
 use crate::ctx::{NodeStatusWriter, ShardStatusWriter};
 use crate::status::{NodeStatus, ShardStatus};
@@ -159,9 +159,7 @@ impl Node {
             }
             AdminRequest::CreateShard(shard) => self.create_shard(shard)?,
             AdminRequest::ClearMetadata => self.storage.clear_metadata()?,
-            AdminRequest::ReadCommittee(epoch) => {
-                self.set_view(CommitteeView::read(&self.chain, epoch))
-            }
+            AdminRequest::ReadCommittee(epoch) => self.set_view(self.chain.view(epoch).await),
             AdminRequest::Seed(blobs) => self.seed(blobs)?,
         }
         Ok(())

@@ -79,7 +79,7 @@ impl Node {
             }
             Err(RecoveryError::Inconsistent(_)) => {
                 tracing::warn!(node = %self.ctx.id, %blob, "inconsistency proof: invalidating blob");
-                self.chain.invalidate_blob(blob)?;
+                self.chain.invalidate_blob(blob).await?;
                 self.ctx.report(ProbeEvent::BlobInvalidated { blob });
                 Err(NodeError::Retired)
             }
@@ -125,11 +125,13 @@ impl Node {
         let mut members = self
             .chain
             .committee(epoch)
+            .await
             .map(|c| c.members())
             .unwrap_or_default();
         members.extend(
             self.chain
                 .committee(epoch.saturating_sub(1))
+                .await
                 .map(|c| c.members())
                 .unwrap_or_default(),
         );

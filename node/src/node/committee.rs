@@ -1,7 +1,7 @@
-//! The node's committee view: previous, current and next committee as last read from the chain,
-//! and the diff calculator of spec section 6.2.
+//! The node's committee view: previous and current committee as last read from the chain, and
+//! the diff calculator of spec section 6.2.
 
-use crate::chain::{Chain, Committee};
+use crate::chain::Committee;
 use crate::types::{Epoch, NodeId, ShardIndex};
 use std::collections::BTreeSet;
 
@@ -13,24 +13,14 @@ pub struct CommitteeView {
 }
 
 impl CommitteeView {
-    /// The view for `epoch` as the chain knows it.
-    pub fn read(chain: &Chain, epoch: Epoch) -> Self {
-        let current = chain.committee(epoch).unwrap_or_default();
-        let previous = chain.committee(epoch.saturating_sub(1)).unwrap_or_default();
-        Self { previous, current }
-    }
-
     pub fn epoch(&self) -> Epoch {
         self.current.epoch
     }
 
-    /// Whether `node` is a storage node of the previous, current or next committee.
-    pub fn knows(&self, chain: &Chain, node: NodeId) -> bool {
-        self.previous.contains(node)
-            || self.current.contains(node)
-            || chain
-                .committee(self.epoch() + 1)
-                .is_some_and(|c| c.contains(node))
+    /// Whether `node` is a storage node of the previous or current committee (the server
+    /// asks the chain about the next one).
+    pub fn knows(&self, node: NodeId) -> bool {
+        self.previous.contains(node) || self.current.contains(node)
     }
 }
 

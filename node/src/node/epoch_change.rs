@@ -2,7 +2,7 @@
 //! full-recovery path, in-sync shard changes, and the finisher that attests, drops removed
 //! shards and only then completes the event.
 
-use super::{lock, node_spawn, CommitteeView, Node, NodeError, ShardDiff};
+use super::{lock, node_spawn, Node, NodeError, ShardDiff};
 use crate::config::Bug;
 use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter};
 use crate::fail_points;
@@ -43,7 +43,7 @@ impl Node {
             drop(shard_map);
             return self.catch_up_path(index, e).await;
         }
-        let chain_epoch = self.chain.epoch();
+        let chain_epoch = self.chain.epoch().await;
         if chain_epoch > e {
             drop(shard_map);
             let _ = self
@@ -54,7 +54,7 @@ impl Node {
             self.enter_recovery_mode(NodeStatusWriter::N4, e).await?;
             return self.catch_up_path(index, e).await;
         }
-        self.set_view(CommitteeView::read(&self.chain, e));
+        self.set_view(self.chain.view(e).await);
         self.in_sync_path(index, e, status, shard_map).await
     }
 
@@ -157,10 +157,10 @@ impl Node {
 
     /// The catch-up path: skip old epochs; at the current one decide N5, N6 or N7.
     async fn catch_up_path(self: &Arc<Self>, index: u64, e: Epoch) -> Result<bool, NodeError> {
-        if e < self.chain.epoch() {
+        if e < self.chain.epoch().await {
             return Ok(true);
         }
-        self.set_view(CommitteeView::read(&self.chain, e));
+        self.set_view(self.chain.view(e).await);
         let view = self.view();
         let (in_previous, in_current) = (
             view.previous.contains(self.ctx.id),

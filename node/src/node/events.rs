@@ -12,6 +12,10 @@ use crate::status::NodeStatus;
 use crate::types::{BlobId, BlobInfo, Epoch};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the chain may hold an event read that finds nothing new (a long poll).
+const EVENT_WAIT: Duration = Duration::from_millis(500);
 
 /// Completed event indices and the persisted cursor (next event not yet completed).
 #[derive(Debug, Default)]
@@ -77,12 +81,12 @@ impl Node {
         let epoch_at_start = self.committee_epoch();
         let mut lag_checked = false;
         loop {
-            let batch = self.chain.events_from(next, 64);
-            if batch.is_empty() {
+            let page = self.chain.events(next, 64, EVENT_WAIT).await;
+            if page.events.is_empty() {
                 tokio::time::sleep(self.config.event_poll_interval).await;
                 continue;
             }
-            for (index, event) in batch {
+            for (index, event) in page.events {
                 if !lag_checked {
                     lag_checked = true;
                     self.lag_check(event.epoch(), epoch_at_start).await?;
@@ -123,7 +127,8 @@ impl Node {
                 cursor = c;
             }
         }
-        let first = self.chain.first_available_event();
+        let stream = self.chain.events(cursor, 1, Duration::ZERO).await;
+        let first = stream.first_available;
         if cursor == 0 && first > 0 {
             let _ = self
                 .ctx
@@ -131,7 +136,7 @@ impl Node {
                 .eval(fail_points::NODE_INCOMPLETE_HISTORY)
                 .await;
             let status = NodeStatus::RecoveryCatchUpWithIncompleteHistory {
-                first_complete_epoch: self.chain.first_complete_epoch(),
+                first_complete_epoch: stream.first_complete_epoch,
                 epoch_at_start: self.committee_epoch(),
             };
             self.write_node_status(NodeStatusWriter::N2, status, None)
@@ -140,7 +145,7 @@ impl Node {
             cursor = first;
             self.storage.set_event_cursor(cursor)?;
         }
-        Ok(cursor.min(self.chain.event_count()))
+        Ok(cursor.min(stream.event_count))
     }
 
     /// N3: the first event after startup is more than one epoch behind the committee.

@@ -23,7 +23,7 @@ pub use committee::{CommitteeView, ShardDiff};
 pub use error::{classify, NodeError, SyncDecision};
 
 use crate::blob::EncodingConfig;
-use crate::chain::Chain;
+use crate::chain_client::ChainClient;
 use crate::config::NodeConfig;
 use crate::ctx::{NodeCtx, ProbeEvent, TaskId};
 use crate::storage::{Disk, Storage};
@@ -42,7 +42,6 @@ pub struct NodeSetup {
     pub ctx: NodeCtx,
     pub config: NodeConfig,
     pub disk: Disk,
-    pub chain: Chain,
     pub encoding: EncodingConfig,
     pub key: NodeKey,
     /// Where the node publishes the handle tests and the harness use to reach it.
@@ -62,7 +61,8 @@ pub struct Node {
     ctx: NodeCtx,
     config: NodeConfig,
     storage: Storage,
-    chain: Chain,
+    /// The node's client of the chain host.
+    chain: Arc<ChainClient>,
     encoding: EncodingConfig,
     key: NodeKey,
     view: Mutex<CommitteeView>,
@@ -93,13 +93,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Node {
-    fn new(setup: &NodeSetup, storage: Storage) -> Self {
-        let view = CommitteeView::read(&setup.chain, setup.chain.epoch());
+    fn new(
+        setup: &NodeSetup,
+        storage: Storage,
+        chain: Arc<ChainClient>,
+        view: CommitteeView,
+    ) -> Self {
         Self {
             ctx: setup.ctx.clone(),
             config: setup.config.clone(),
             storage,
-            chain: setup.chain.clone(),
+            chain,
             encoding: setup.encoding.clone(),
             key: setup.key.clone(),
             view: Mutex::new(view),
@@ -156,6 +160,15 @@ impl Node {
     }
 }
 
+/// The timeouts of every call a node makes.
+fn call_timeouts(config: &crate::NodeConfig) -> crate::wire::CallTimeouts {
+    crate::wire::CallTimeouts {
+        connect: config.connect_timeout,
+        request: config.request_timeout,
+        max_frame_bytes: config.max_frame_bytes,
+    }
+}
+
 /// Spawns a task of the node that stops when the node is halted (see `halt`).
 fn node_spawn<F>(fail: &shardstorm_faults::FailPoints, future: F) -> JoinHandle<F::Output>
 where
@@ -184,7 +197,15 @@ async fn run_process(setup: NodeSetup) -> turmoil::Result {
         }
     };
     storage.set_fail_points(setup.ctx.fail.clone());
-    let node = Arc::new(Node::new(&setup, storage));
+    // The committee view comes from the chain: a node that cannot reach it waits.
+    let chain = Arc::new(ChainClient::for_node(
+        setup.ctx.id,
+        setup.key.clone(),
+        setup.ctx.fail.clone(),
+        call_timeouts(&setup.config),
+    ));
+    let view = chain.view(chain.epoch().await).await;
+    let node = Arc::new(Node::new(&setup, storage, chain, view));
     node.ctx.report(ProbeEvent::Started);
     if let Err(e) = node.start().await {
         node.fatal(e).await;

@@ -11,11 +11,7 @@ use rand::SeedableRng;
 
 impl Node {
     fn timeouts(&self) -> CallTimeouts {
-        CallTimeouts {
-            connect: self.config.connect_timeout,
-            request: self.config.request_timeout,
-            max_frame_bytes: self.config.max_frame_bytes,
-        }
+        super::call_timeouts(&self.config)
     }
 
     /// Sends a signed request to another node.

@@ -2,7 +2,7 @@
 //! requests, and answers sync pages (the source side of spec 4.6, checks a to h in order),
 //! metadata, recovery symbols, uploads and reads. Bad input gets a typed error, never a panic.
 
-use super::{node_spawn, Node, NodeError};
+use super::{node_spawn, CommitteeView, Node, NodeError};
 use crate::blob::verify_sliver;
 use crate::ctx::ProbeEvent;
 use crate::fail_points;
@@ -82,7 +82,7 @@ impl Node {
                 epoch,
             } => self.serve_sync(env, shard, ty, start, count, epoch).await,
             Request::GetMetadata { blob } => {
-                self.authenticate(env)?;
+                self.authenticate(env).await?;
                 self.storage
                     .metadata(blob)
                     .map_err(internal)?
@@ -90,29 +90,49 @@ impl Node {
                     .ok_or(ServiceError::NotFound)
             }
             Request::GetRecoverySymbols { blob, ty, .. } => {
-                self.authenticate(env)?;
+                self.authenticate(env).await?;
                 self.local_slivers(blob, ty).map(Response::Symbols)
             }
             Request::StoreBlob { metadata, slivers } => self.store_blob(metadata, slivers),
             Request::ReadSlivers { blob } => self
                 .local_slivers(blob, SliverType::Primary)
                 .map(Response::Symbols),
+            Request::Chain(c) => Err(ServiceError::Malformed(format!(
+                "{} is a chain request; this is a storage node",
+                c.kind()
+            ))),
         }
     }
 
     /// Checks the signature of a node's request (client requests are unsigned).
-    fn authenticate(&self, env: &Envelope) -> Result<Option<NodeId>, ServiceError> {
+    async fn authenticate(&self, env: &Envelope) -> Result<Option<NodeId>, ServiceError> {
         let Some(sender) = env.sender else {
             return Ok(None);
         };
         let key = self
             .chain
             .node_key(sender)
+            .await
+            .map_err(chain_unavailable)?
             .ok_or(ServiceError::Unauthorized)?;
         if !wire::verify_envelope(env, &key) {
             return Err(ServiceError::MessageVerificationError);
         }
         Ok(Some(sender))
+    }
+
+    /// Whether `node` is a member of the previous, current or next committee (the next one from
+    /// the chain: one attempt, and a chain that does not answer is an internal error).
+    async fn knows(&self, view: &CommitteeView, node: NodeId) -> Result<bool, ServiceError> {
+        if view.knows(node) {
+            return Ok(true);
+        }
+        let next = self
+            .chain
+            .try_committee(view.epoch() + 1)
+            .await
+            .map_err(chain_unavailable)?;
+        Ok(next.is_some_and(|c| c.contains(node)))
     }
 
     /// The source side of shard sync, checks a to h in the spec's order.
@@ -126,11 +146,11 @@ impl Node {
         epoch: Epoch,
     ) -> Result<Response, ServiceError> {
         let view = self.view();
-        let requester = env
-            .sender
-            .filter(|n| view.knows(&self.chain, *n))
-            .ok_or(ServiceError::Unauthorized)?;
-        self.authenticate(env)?;
+        let requester = env.sender.ok_or(ServiceError::Unauthorized)?;
+        if !self.knows(&view, requester).await? {
+            return Err(ServiceError::Unauthorized);
+        }
+        self.authenticate(env).await?;
         if epoch != view.epoch() {
             return Err(ServiceError::InvalidEpoch {
                 request_epoch: epoch,
@@ -277,5 +297,10 @@ impl Node {
 }
 
 fn internal(e: crate::storage::StorageError) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+/// The chain did not answer a lookup the request needed.
+fn chain_unavailable(e: crate::chain_client::ChainCallError) -> ServiceError {
     ServiceError::Internal(e.to_string())
 }

@@ -239,12 +239,18 @@ impl Node {
             let after = self.storage.progress(shard).ok().flatten();
             let made_progress = before != after;
             let error = match result {
-                Ok(()) => return self.shard_sync_succeeded(shard, epoch, SyncOutcome::Success),
+                Ok(()) => {
+                    return self
+                        .shard_sync_succeeded(shard, epoch, SyncOutcome::Success)
+                        .await
+                }
                 Err(e) => e,
             };
             tracing::info!(node = %self.ctx.id, %shard, error = %error, "shard sync attempt failed");
             if self.ctx.fail.flag(fail_points::SYNC_NO_RETRY).await {
-                return self.shard_sync_succeeded(shard, epoch, SyncOutcome::SimulatedCrash);
+                return self
+                    .shard_sync_succeeded(shard, epoch, SyncOutcome::SimulatedCrash)
+                    .await;
             }
             match classify(&error, directly_recover) {
                 SyncDecision::Failed => {
@@ -279,7 +285,7 @@ impl Node {
     }
 
     /// Removes the shard from the map; a real success that empties the map attests.
-    fn shard_sync_succeeded(&self, shard: ShardIndex, epoch: Epoch, outcome: SyncOutcome) {
+    async fn shard_sync_succeeded(&self, shard: ShardIndex, epoch: Epoch, outcome: SyncOutcome) {
         let remaining = {
             let mut tasks = lock(&self.sync_tasks);
             tasks.remove(&shard);
@@ -293,25 +299,33 @@ impl Node {
         if outcome == SyncOutcome::Success && remaining == 0 {
             // A member only: a node outside an epoch's committee has nothing to attest (a
             // resumed or locked shard's sync can finish after the node left it).
-            let member = |e: Epoch| {
-                self.config.has(Bug::NonMemberAttestation)
-                    || self
-                        .chain
-                        .committee(e)
-                        .is_some_and(|c| c.contains(self.ctx.id))
-            };
-            if member(epoch) {
+            if self.is_member(epoch).await {
                 self.attest(epoch, AttestationPath::ShardSync);
             }
             let current = self.committee_epoch();
-            if current > epoch && member(current) && !self.config.has(Bug::StaleEpochAttestation) {
+            if current > epoch
+                && self.is_member(current).await
+                && !self.config.has(Bug::StaleEpochAttestation)
+            {
                 // Every sync is done, those of the current epoch included: attest it too.
                 self.attest(current, AttestationPath::ShardSync);
             }
         }
     }
 
-    /// Sends `epoch_sync_done(epoch)` and reports it with the state of the task map.
+    /// Whether this node is in the committee of `epoch` (from the chain).
+    async fn is_member(&self, epoch: Epoch) -> bool {
+        self.config.has(Bug::NonMemberAttestation)
+            || self
+                .chain
+                .committee(epoch)
+                .await
+                .is_some_and(|c| c.contains(self.ctx.id))
+    }
+
+    /// Reports `epoch_sync_done(epoch)` with the state of the task map and sends it to the
+    /// chain from a task of its own, retried until the chain answers (so an unreachable chain
+    /// holds up neither event processing nor the caller); any answer is final.
     pub(super) fn attest(&self, epoch: Epoch, path: AttestationPath) {
         let (in_flight, failed) = {
             let tasks = lock(&self.sync_tasks);
@@ -324,7 +338,11 @@ impl Node {
             tasks_in_flight: in_flight,
             tasks_failed: failed,
         });
-        self.chain.epoch_sync_done(self.ctx.id, epoch);
+        let (chain, node) = (self.chain.clone(), self.ctx.id);
+        node_spawn(&self.ctx.fail, async move {
+            let outcome = chain.epoch_sync_done(epoch).await;
+            tracing::info!(%node, epoch, ?outcome, "attestation answered");
+        });
     }
 
     /// Aborts a shard's sync and forgets it: used when its storage is dropped (a sync of a shard

@@ -119,6 +119,7 @@ impl Node {
         let source = self
             .chain
             .committee(epoch - 1)
+            .await
             .and_then(|c| c.owner(shard))
             .ok_or(NodeError::NoSyncClient(shard))?;
         let count = self.config.sliver_count_per_sync_request;

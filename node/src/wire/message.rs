@@ -1,6 +1,7 @@
 //! Request and response messages, the signed envelope, and the typed service errors a node
 //! answers with.
 
+use super::chain_message::{ChainRequest, ChainResponse};
 use crate::blob::BlobMetadata;
 use crate::types::{BlobId, Epoch, NodeId, ShardIndex, SliverType};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,8 @@ pub enum Request {
     },
     /// Primary slivers this node holds for `blob` (client reads).
     ReadSlivers { blob: BlobId },
+    /// A request to the chain host (storage nodes answer it `Malformed`).
+    Chain(ChainRequest),
 }
 
 impl Request {
@@ -43,6 +46,7 @@ impl Request {
             Request::GetRecoverySymbols { .. } => "get-recovery-symbols",
             Request::StoreBlob { .. } => "store-blob",
             Request::ReadSlivers { .. } => "read-slivers",
+            Request::Chain(c) => c.kind(),
         }
     }
 }
@@ -55,6 +59,8 @@ pub enum Response {
     Symbols(Vec<(ShardIndex, Vec<u8>)>),
     /// The slivers an upload stored.
     Stored(Vec<(ShardIndex, SliverType)>),
+    /// The chain host's answer.
+    Chain(ChainResponse),
     Error(ServiceError),
 }
 

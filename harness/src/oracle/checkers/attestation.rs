@@ -4,18 +4,23 @@
 //! in which the chain gave the node no new shard, while it is a member and the epoch is
 //! current (or the one before it, while the next epoch change waits for this finisher); node recovery only from `RecoveryInProgress` of that epoch. The node's own task
 //! counts are compared with the oracle's. At every audit, each attestation the chain recorded
-//! must be one the oracle saw and accepted.
+//! must be one the oracle saw and accepted, and none the chain received from this node may
+//! come from outside that epoch's committee (the chain's log of what arrived, whatever the node
+//! reported).
 
 use super::{found, Checker, EventCx, Found, StateCx};
 use crate::oracle::Invariant;
+use shardstorm_node::chain::AttestationOutcome;
 use shardstorm_node::ctx::AttestationPath;
 use shardstorm_node::{Epoch, NodeId, ProbeEvent, ShardIndex, ShardStatus};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Default)]
 pub struct AttestationChecker {
     /// (epoch, node) of every attestation the oracle saw.
     seen: BTreeSet<(Epoch, NodeId)>,
+    /// Per node, how much of the chain's log of received attestations its audits checked.
+    received_checked: BTreeMap<NodeId, usize>,
 }
 
 impl Checker for AttestationChecker {
@@ -65,6 +70,22 @@ impl Checker for AttestationChecker {
     }
 
     fn check_state(&mut self, cx: &StateCx<'_>) -> Option<Found> {
+        let received = cx.chain.received_attestations();
+        let checked = self.received_checked.insert(cx.node, received.len());
+        let new = received.get(checked.unwrap_or(0)..).unwrap_or_default();
+        if let Some(r) = new
+            .iter()
+            .find(|r| r.node == cx.node && r.outcome == AttestationOutcome::NotMember)
+        {
+            return found(
+                Invariant::PrematureAttestation,
+                None,
+                format!(
+                    "the chain received epoch_sync_done({}) from this node, which is not a member of committee {} (chain at epoch {})",
+                    r.epoch, r.epoch, r.chain_epoch
+                ),
+            );
+        }
         let epoch = cx.chain.epoch();
         for e in [epoch.saturating_sub(1), epoch] {
             if cx.chain.attestations(e).contains(&cx.node) && !self.seen.contains(&(e, cx.node)) {

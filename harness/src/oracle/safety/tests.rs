@@ -763,3 +763,23 @@ fn a_replay_that_wipes_progress_is_caught_and_an_idempotent_one_is_not() {
         None
     );
 }
+
+#[test]
+fn the_chains_log_convicts_a_non_member_attestation_the_trace_never_showed() {
+    // Epoch 2: n0 owns every shard; n1 is no member.
+    let all_n0 = || (0..4).map(|i| (ShardIndex(i), NodeId(0))).collect();
+    let c = Chain::new(all_n0());
+    c.force_epoch_change_done();
+    c.start_epoch_change(all_n0()).unwrap();
+    // A stale attestation is no violation: the chain simply refuses it.
+    c.epoch_sync_done(N1, 1);
+    let mut oracle = SafetyOracle::new(c.clone());
+    oracle.check_new(&trace_of(vec![status(None, Standby, NW::N1, None)]));
+    let quiet = audit(&mut oracle, AuditPoint::End, &state(Standby, &[]));
+    assert_eq!(quiet, None);
+    c.epoch_sync_done(N1, 2);
+    let v = audit(&mut oracle, AuditPoint::End, &state(Standby, &[]))
+        .expect("non-member attestation in the chain's log");
+    assert_eq!(v.invariant, Invariant::PrematureAttestation, "{v}");
+    assert!(v.to_string().contains("not a member"), "{v}");
+}
