@@ -579,6 +579,9 @@ mod tests {
             "partition n1 n3 for 4.000s",
             "partition n1,n2 n3,n4,n5 for 0.001s",
             "partition-oneway n1 -> n3 for 4.000s",
+            "chain-partition n2 both for 3.000s",
+            "chain-partition n1,n4 to-chain for 1.500s",
+            "chain-partition n3 from-chain for 9.999s",
             "loss 0.050 for 10.000s",
             "latency 300ms for 5.000s",
             "hold n1 n2,n3 for 1.250s",
@@ -650,6 +653,8 @@ mod tests {
         assert!(bad("partition-oneway n1 n3 for 1.000s").contains("\"->\""));
         assert!(bad("disk-corrupt n1 2000/1000 for 1.000s").contains("above"));
         assert!(bad("crash n/1").contains("node name"));
+        assert!(bad("chain-partition n1 sideways for 1.000s")
+            .contains("expected both, to-chain or from-chain after chain-partition, found \"sideways\""));
         assert!(bad("").contains("expected a fault"));
     }
 }

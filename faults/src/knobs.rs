@@ -326,12 +326,30 @@ mod tests {
     fn display_lists_every_knob_and_round_trips() {
         let knobs = Knobs::draw(3, &shape(5));
         let text = knobs.to_string();
-        assert_eq!(text.lines().count(), 14 * 2 + 4);
+        assert_eq!(text.lines().count(), FaultKind::ALL.len() * 2 + 4);
         assert!(text.contains("failpoint_delay.rate="), "{text}");
         assert!(text.contains("epoch_ms="), "{text}");
         let back: Knobs = text.parse().expect("display parses");
         assert_eq!(back, knobs);
         assert_eq!(back.to_string(), text);
+    }
+
+    #[test]
+    fn knobs_written_before_the_later_kinds_parse_with_them_off() {
+        let mut knobs = Knobs::draw(3, &shape(5));
+        knobs.chain_partition.enabled = true;
+        let old: String = knobs
+            .to_string()
+            .lines()
+            .filter(|l| !l.starts_with("chain_partition.") && !l.starts_with("triggered."))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let back: Knobs = old.parse().expect("old knobs parse");
+        assert_eq!(back.chain_partition, KindKnob::off());
+        assert_eq!(back.triggered, KindKnob::off());
+        assert_eq!(back.crash, knobs.crash);
+        let broken = old.replace("crash.rate=", "crash.rat=");
+        assert!(broken.parse::<Knobs>().is_err(), "an older kind stays required");
     }
 
     #[test]

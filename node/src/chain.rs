@@ -12,6 +12,7 @@ use shardstorm_faults::LockExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
 
 /// The assignment of shards to nodes for one epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -191,9 +192,17 @@ struct ChainState {
     done: BTreeSet<Epoch>,
     keys: BTreeMap<NodeId, [u8; 32]>,
     received: Vec<ReceivedAttestation>,
+    /// Woken whenever an event is emitted.
+    new_events: Arc<Notify>,
 }
 
 impl ChainState {
+    /// Appends an event to the stream and wakes the chain host's held event reads.
+    fn emit(&mut self, event: ChainEvent) {
+        self.events.push(event);
+        self.new_events.notify_waiters();
+    }
+
     fn attest(&mut self, node: NodeId, epoch: Epoch) -> AttestationOutcome {
         if epoch != self.epoch {
             return AttestationOutcome::NotCurrentEpoch {
@@ -218,7 +227,7 @@ impl ChainState {
             .count();
         if 3 * weight > 2 * committee.n_shards() {
             self.done.insert(epoch);
-            self.events.push(ChainEvent::EpochChangeDone { epoch });
+            self.emit(ChainEvent::EpochChangeDone { epoch });
         }
         AttestationOutcome::Recorded
     }
@@ -277,7 +286,7 @@ impl Chain {
                 shards: genesis,
             },
         );
-        state.events.push(ChainEvent::EpochChangeStart { epoch: 1 });
+        state.emit(ChainEvent::EpochChangeStart { epoch: 1 });
         Self {
             state: Arc::new(Mutex::new(state)),
         }
@@ -288,7 +297,7 @@ impl Chain {
         let mut s = self.lock();
         let epoch = s.epoch;
         if s.done.insert(epoch) {
-            s.events.push(ChainEvent::EpochChangeDone { epoch });
+            s.emit(ChainEvent::EpochChangeDone { epoch });
         }
     }
 
@@ -342,7 +351,7 @@ impl Chain {
         s.epoch += 1;
         let epoch = s.epoch;
         s.committees.insert(epoch, Committee { epoch, shards });
-        s.events.push(ChainEvent::EpochChangeStart { epoch });
+        s.emit(ChainEvent::EpochChangeStart { epoch });
         Ok(epoch)
     }
 
@@ -393,7 +402,7 @@ impl Chain {
                 invalid: false,
             },
         );
-        s.events.push(ChainEvent::BlobRegistered {
+        s.emit(ChainEvent::BlobRegistered {
             blob,
             end_epoch,
             epoch,
@@ -429,7 +438,7 @@ impl Chain {
             return Err(ChainError::BadBlobState(blob, "retired".into()));
         }
         record.certified_epoch = Some(epoch);
-        s.events.push(ChainEvent::BlobCertified { blob, epoch });
+        s.emit(ChainEvent::BlobCertified { blob, epoch });
         Ok(())
     }
 
@@ -452,7 +461,7 @@ impl Chain {
         }
         record.end_epoch = record.end_epoch.saturating_add(epochs);
         let end_epoch = record.end_epoch;
-        s.events.push(ChainEvent::BlobExtended {
+        s.emit(ChainEvent::BlobExtended {
             blob,
             end_epoch,
             epoch,
@@ -496,7 +505,7 @@ impl Chain {
             return Ok(());
         }
         *retired = true;
-        s.events.push(event(blob, epoch));
+        s.emit(event(blob, epoch));
         Ok(())
     }
 
@@ -523,6 +532,12 @@ impl Chain {
     }
 
     /// Index of the next event to be emitted.
+    /// Notified whenever the chain emits an event (enable the `Notified` before reading the
+    /// stream, so an event emitted in between is not missed).
+    pub fn new_events(&self) -> Arc<Notify> {
+        self.lock().new_events.clone()
+    }
+
     pub fn event_count(&self) -> u64 {
         self.lock().events.len() as u64
     }

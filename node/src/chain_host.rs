@@ -14,8 +14,6 @@ use futures::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_util::codec::Framed;
 
-/// How often a held event read looks for new events.
-const POLL: Duration = Duration::from_millis(10);
 /// The longest a read is held, whatever it asks for.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Events per page at most.
@@ -128,7 +126,11 @@ async fn execute(
 /// A page of events from `from`, held up to `wait` while there are none.
 async fn events(chain: &Chain, from: u64, max: u32, wait: Duration) -> EventPage {
     let deadline = tokio::time::Instant::now() + wait;
+    let signal = chain.new_events();
     loop {
+        let notified = signal.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         let events = chain.events_from(from, max as usize);
         if !events.is_empty() || tokio::time::Instant::now() >= deadline {
             return EventPage {
@@ -139,7 +141,7 @@ async fn events(chain: &Chain, from: u64, max: u32, wait: Duration) -> EventPage
                 epoch: chain.epoch(),
             };
         }
-        tokio::time::sleep(POLL).await;
+        let _ = tokio::time::timeout_at(deadline, notified).await;
     }
 }
 

@@ -755,6 +755,85 @@ fn finish_epoch_change_start_should_not_block_event_processing() {
     }));
 }
 
+// ----- node_loses_the_chain_mid_epoch_change_and_recovers -----
+
+/// Node 1 is cut off the chain host (both ways) while it processes the epoch-2 change, in
+/// which it gains node 0's shards. Its epoch change waits for the chain, node 0's does not,
+/// and the epoch change cannot end without node 1 (node 0 alone owns half the shards). Once the
+/// cut heals, node 1 reads the committee, syncs its gained shards from node 0, attests, and the
+/// epoch change ends; the chain's log holds node 1's attestation.
+#[test]
+fn node_loses_the_chain_mid_epoch_change_and_recovers() {
+    use shardstorm_faults::{Fault, LinkDirection};
+    let cluster = two_node_cluster();
+    let name = "node_loses_the_chain_mid_epoch_change_and_recovers";
+    verify(run_scenario(cluster, name, SEED, move |ctl| async move {
+        let chain = ctl.chain.clone();
+        ctl.wait_until("epoch change 1 done", Duration::from_secs(60), || {
+            chain.is_epoch_change_done(1)
+        })
+        .await;
+        ctl.configure(N1, "epoch.change_start.entry", "pause")?;
+        let entered = ctl.reached(N1, "epoch.change_start.entry");
+        let swapped = (0..4)
+            .map(|i| (ShardIndex(i), NodeId(1 - i / 2)))
+            .collect();
+        chain.start_epoch_change(swapped)?;
+        ctl.note("epoch change 2 started: node 1 gains s0, s1");
+        ctl.wait_reached(
+            N1,
+            "epoch.change_start.entry",
+            entered + 1,
+            Duration::from_secs(30),
+        )
+        .await;
+        ctl.inject(Fault::ChainPartition {
+            nodes: vec![N1.host()],
+            direction: LinkDirection::Both,
+            duration: Duration::from_secs(8),
+        });
+        ctl.sleep(Duration::from_millis(100)).await;
+        ctl.open_gate(N1, "epoch.change_start.entry");
+        ctl.sleep(Duration::from_secs(5)).await;
+        let s = ctl.snapshot(N1).await?;
+        ctl.check(
+            !chain.is_epoch_change_done(2),
+            "epoch change 2 must wait for node 1, which cannot reach the chain",
+        );
+        ctl.check(
+            s.shards.keys().all(|shard| shard.0 >= 2),
+            "node 1 must not create its gained shards before it read the new committee",
+        );
+        ctl.check(
+            !chain.attestations(2).contains(&N1),
+            "node 1 cannot attest while cut off",
+        );
+        ctl.note("the cut heals at 8 s");
+        ctl.wait_until("epoch change 2 done", Duration::from_secs(60), || {
+            chain.is_epoch_change_done(2)
+        })
+        .await;
+        ctl.check(
+            chain.attestations(2).contains(&N1),
+            "node 1 attested epoch 2 after the cut healed",
+        );
+        let s = ctl
+            .wait_snapshot(N1, "gained shards synced", Duration::from_secs(30), |s| {
+                [0, 1].iter().all(|i| {
+                    s.shards.get(&ShardIndex(*i)).map(|sh| sh.status) == Some(ShardStatus::Active)
+                })
+            })
+            .await;
+        if let Some(s) = s {
+            for shard in [0, 1] {
+                ctl.check_shard_status(&s, shard, ShardStatus::Active);
+            }
+        }
+        ctl.clear("epoch.change_start.entry");
+        Ok(())
+    }));
+}
+
 // ----- event_blob_cursor_should_not_affect_node_state -----
 
 /// With `events.initial_cursor` = 10000 and `events.epoch_check` = 100, node 1 starts at the

@@ -245,7 +245,7 @@ impl Node {
         for shard in self.owned_shards() {
             for ty in SliverType::ALL {
                 // Ownership and storage may change while earlier slivers are recovered.
-                if !self.owned_shards().contains(&shard) || !self.storage.has_shard(shard)? {
+                if !self.owned_shards().contains(&shard) || !self.stores_shard(shard).await? {
                     break;
                 }
                 if self.storage.has_sliver(shard, ty, blob)? {

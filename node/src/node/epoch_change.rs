@@ -104,10 +104,7 @@ impl Node {
                 if !replay || self.config.has(Bug::ReplayResyncsSyncedShard) {
                     self.reset_stale_shard(*shard)?;
                 }
-                self.ctx
-                    .fail
-                    .check(fail_points::DB_CREATE_SHARD_BEFORE)
-                    .await?;
+                // `db.create_shard.before` is evaluated once, by the storage write.
                 self.create_shard(*shard)?;
             }
             self.storage.set_gained_epoch(e)?;

@@ -146,6 +146,19 @@ impl Node {
         lock(&self.view).current.shards_of(self.ctx.id)
     }
 
+    /// Whether the node stores `shard`, read under the shard-map lock: it waits while an epoch
+    /// change holds the lock for writing (spec 6.1 step 4), so it never sees a half-made change.
+    async fn stores_shard(&self, shard: ShardIndex) -> Result<bool, NodeError> {
+        let _map = self.shard_map_lock.read().await;
+        Ok(self.storage.has_shard(shard)?)
+    }
+
+    /// The shards the node stores, read under the shard-map lock (see [`Node::stores_shard`]).
+    async fn stored_shards(&self) -> Result<std::collections::BTreeSet<ShardIndex>, NodeError> {
+        let _map = self.shard_map_lock.read().await;
+        Ok(self.storage.shards()?)
+    }
+
     fn shard_lock(&self, shard: ShardIndex) -> Arc<RwLock<()>> {
         lock(&self.shard_locks).entry(shard).or_default().clone()
     }

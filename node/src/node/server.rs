@@ -175,7 +175,11 @@ impl Node {
                 limit,
             });
         }
-        if !self.storage.has_shard(shard).map_err(internal)? {
+        if !self
+            .stores_shard(shard)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+        {
             return Err(ServiceError::ShardNotAssigned(shard));
         }
         let empty = self.ctx.fail.flag(fail_points::SOURCE_RETURN_EMPTY).await;

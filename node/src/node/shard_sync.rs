@@ -180,7 +180,7 @@ impl Node {
             self.restart_metadata_sync().await;
             return Ok(());
         }
-        for shard in self.storage.shards()? {
+        for shard in self.stored_shards().await? {
             if self.config.restart_always_retry_transfer_first {
                 self.restart_retry_transfer(shard).await?;
             }

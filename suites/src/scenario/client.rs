@@ -7,7 +7,7 @@
 //! and report every spec assertion a buggy node breaks.
 
 use crate::scenario::{ENTERED_TIMEOUT, METADATA_PAUSE, NO_SYNC_TASKS_TIMEOUT};
-use shardstorm_faults::{LockExt, Registry, Selector};
+use shardstorm_faults::{Fault, LockExt, Registry, Selector};
 use shardstorm_harness::{HarnessEvent, Recorder, TraceKind};
 use shardstorm_node::blob::EncodingConfig;
 use shardstorm_node::chain::ChainError;
@@ -38,11 +38,13 @@ const POLL: Duration = Duration::from_millis(10);
 /// How long to wait for a node's admin handle to appear (start-up or restart).
 const HANDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A process fault the client asks the driver loop to apply between steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A fault the client asks the driver loop to apply between steps.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Crash(NodeId),
     Restart(NodeId),
+    /// A network fault, applied as the nemesis would and healed when its duration ends.
+    Network(Fault),
 }
 
 /// State shared by the client and the driver loop.
@@ -392,6 +394,13 @@ impl Ctl {
             waited += POLL;
         }
         true
+    }
+
+    /// Asks the driver loop to inject a network fault (a partition, a cut to the chain, loss);
+    /// it heals by itself when its duration ends.
+    pub fn inject(&self, fault: Fault) {
+        self.note(format!("inject {fault}"));
+        self.shared.lock_ok().commands.push(Command::Network(fault));
     }
 
     // ----- fail points -----

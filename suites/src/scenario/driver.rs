@@ -6,6 +6,8 @@
 use crate::scenario::client::{Command, Ctl, ScenarioError, Shared};
 use shardstorm_faults::{DriverCommand, LockExt, Registry};
 use shardstorm_harness::monitor::{Monitor, Stepped};
+use shardstorm_harness::apply::{self, Undo};
+use shardstorm_harness::cluster::MAX_LATENCY;
 use shardstorm_harness::oracle::SafetyOracle;
 use shardstorm_harness::{Cluster, HarnessEvent, TraceKind, Violation};
 use shardstorm_node::NodeId;
@@ -211,12 +213,13 @@ where
 
     let mut violations = Vec::new();
     let mut bounces: Vec<PendingBounce> = Vec::new();
+    let mut heals: Vec<(u64, Undo)> = Vec::new();
     let mut sim_error = None;
     let mut poisoned = false;
     let mut steps = 0u64;
     let mut monitor = Monitor::new(oracle, None);
     loop {
-        apply_commands(&mut cluster, &shared, &mut bounces);
+        apply_commands(&mut cluster, &shared, &mut bounces, &mut heals);
         steps += 1;
         match monitor.step(&mut cluster, &mut violations) {
             Stepped::Done => break,
@@ -259,8 +262,10 @@ fn apply_commands(
     cluster: &mut Cluster,
     shared: &Arc<Mutex<Shared>>,
     bounces: &mut Vec<PendingBounce>,
+    heals: &mut Vec<(u64, Undo)>,
 ) {
     let commands = std::mem::take(&mut shared.lock_ok().commands);
+    let now = cluster.now_ms();
     for command in commands {
         match command {
             Command::Crash(node) => cluster.crash(node),
@@ -268,9 +273,19 @@ fn apply_commands(
                 cluster.restart(node);
                 *shared.lock_ok().restarts.entry(node).or_default() += 1;
             }
+            Command::Network(fault) => {
+                let undo = apply::apply(cluster, &fault, MAX_LATENCY, &mut Vec::new());
+                heals.extend(undo.into_iter().map(|(d, u)| (now + d.as_millis() as u64, u)));
+            }
         }
     }
-    let now = cluster.now_ms();
+    let (due, later): (Vec<_>, Vec<_>) = std::mem::take(heals)
+        .into_iter()
+        .partition(|(at, _)| *at <= now);
+    *heals = later;
+    for (_, undo) in due {
+        apply::undo(cluster, &undo, MAX_LATENCY);
+    }
     for command in cluster.registry.take_commands() {
         match command {
             DriverCommand::Crash { node } => {
