@@ -60,11 +60,16 @@ pub enum Bug {
     /// crash takes a gained shard that its first processing already synced to `Active` for a
     /// shard left over from an earlier tenure, drops it and syncs it again from scratch.
     ReplayResyncsSyncedShard,
+    /// Found by exploration once the chain became a host: processing an epoch change reads
+    /// the node status before it waits for the chain (its epoch and committee); a
+    /// `RecoveryCatchUp` written during that wait (lag detection, an operator) is then
+    /// overwritten by `Standby` (N9) for a node outside the new committee.
+    StatusReadBeforeChainWait,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -80,6 +85,7 @@ impl Bug {
         Bug::BlobSyncStopsOnStorageError,
         Bug::NonMemberAttestation,
         Bug::ReplayResyncsSyncedShard,
+        Bug::StatusReadBeforeChainWait,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -100,6 +106,7 @@ impl Bug {
             Bug::BlobSyncStopsOnStorageError => "blob-sync-stops-on-storage-error",
             Bug::NonMemberAttestation => "non-member-attestation",
             Bug::ReplayResyncsSyncedShard => "replay-resyncs-synced-shard",
+            Bug::StatusReadBeforeChainWait => "status-read-before-chain-wait",
         }
     }
 }
@@ -112,7 +119,7 @@ impl fmt::Display for Bug {
 
 /// An unknown bug name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked, node-recovery-stops-on-storage-error, blob-sync-stops-on-storage-error, non-member-attestation, replay-resyncs-synced-shard)")]
+#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked, node-recovery-stops-on-storage-error, blob-sync-stops-on-storage-error, non-member-attestation, replay-resyncs-synced-shard, status-read-before-chain-wait)")]
 pub struct UnknownBug(pub String);
 
 impl std::str::FromStr for Bug {

@@ -132,6 +132,7 @@ const TESTED: &[Bug] = &[
     Bug::BlobSyncStopsOnStorageError,
     Bug::NonMemberAttestation,
     Bug::ReplayResyncsSyncedShard,
+    Bug::StatusReadBeforeChainWait,
 ];
 
 #[test]
@@ -232,4 +233,10 @@ fn non_member_attestation_found_blind() {
 #[ignore = "slow: found at seed 950 by explore --seeds 1500 --start 400 (the state-checking oracle)"]
 fn replay_resyncs_synced_shard_found_blind() {
     blind(Bug::ReplayResyncsSyncedShard, budget(1000));
+}
+
+#[test]
+#[ignore = "slow: found at seed 87 of 88 (explore --seeds 600 --bug blob-sync-stops-on-storage-error, on the fixed node)"]
+fn status_read_before_chain_wait_found_blind() {
+    blind(Bug::StatusReadBeforeChainWait, budget(1000));
 }

@@ -55,6 +55,17 @@ impl Node {
             return self.catch_up_path(index, e).await;
         }
         self.set_view(self.chain.view(e).await);
+        // The chain calls above can wait (a slow or cut link to the chain): a catch-up status
+        // written meanwhile (lag detection, an operator) must not be overwritten by N9 below.
+        let status = if self.config.has(Bug::StatusReadBeforeChainWait) {
+            status
+        } else {
+            self.status()?.unwrap_or(NodeStatus::Standby)
+        };
+        if status.is_catching_up() {
+            drop(shard_map);
+            return self.catch_up_path(index, e).await;
+        }
         self.in_sync_path(index, e, status, shard_map).await
     }
 
