@@ -653,8 +653,9 @@ mod tests {
         assert!(bad("partition-oneway n1 n3 for 1.000s").contains("\"->\""));
         assert!(bad("disk-corrupt n1 2000/1000 for 1.000s").contains("above"));
         assert!(bad("crash n/1").contains("node name"));
-        assert!(bad("chain-partition n1 sideways for 1.000s")
-            .contains("expected both, to-chain or from-chain after chain-partition, found \"sideways\""));
+        assert!(bad("chain-partition n1 sideways for 1.000s").contains(
+            "expected both, to-chain or from-chain after chain-partition, found \"sideways\""
+        ));
         assert!(bad("").contains("expected a fault"));
     }
 }

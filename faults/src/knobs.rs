@@ -349,7 +349,10 @@ mod tests {
         assert_eq!(back.triggered, KindKnob::off());
         assert_eq!(back.crash, knobs.crash);
         let broken = old.replace("crash.rate=", "crash.rat=");
-        assert!(broken.parse::<Knobs>().is_err(), "an older kind stays required");
+        assert!(
+            broken.parse::<Knobs>().is_err(),
+            "an older kind stays required"
+        );
     }
 
     #[test]

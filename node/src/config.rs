@@ -65,11 +65,16 @@ pub enum Bug {
     /// `RecoveryCatchUp` written during that wait (lag detection, an operator) is then
     /// overwritten by `Standby` (N9) for a node outside the new committee.
     StatusReadBeforeChainWait,
+    /// Found by exploration (seed 483): a crash right after N7 wrote `RecoveryInProgress(e)`,
+    /// before the full-recovery path created the owned shards' storage; the restarted node
+    /// recovery skips shards without storage, finds nothing missing, flips to `Active` (N11)
+    /// and attests while owned shards do not exist.
+    RestartedNodeRecoverySkipsUncreatedShards,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -86,6 +91,7 @@ impl Bug {
         Bug::NonMemberAttestation,
         Bug::ReplayResyncsSyncedShard,
         Bug::StatusReadBeforeChainWait,
+        Bug::RestartedNodeRecoverySkipsUncreatedShards,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -107,6 +113,9 @@ impl Bug {
             Bug::NonMemberAttestation => "non-member-attestation",
             Bug::ReplayResyncsSyncedShard => "replay-resyncs-synced-shard",
             Bug::StatusReadBeforeChainWait => "status-read-before-chain-wait",
+            Bug::RestartedNodeRecoverySkipsUncreatedShards => {
+                "restarted-node-recovery-skips-uncreated-shards"
+            }
         }
     }
 }
@@ -119,7 +128,7 @@ impl fmt::Display for Bug {
 
 /// An unknown bug name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked, node-recovery-stops-on-storage-error, blob-sync-stops-on-storage-error, non-member-attestation, replay-resyncs-synced-shard, status-read-before-chain-wait)")]
+#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked, node-recovery-stops-on-storage-error, blob-sync-stops-on-storage-error, non-member-attestation, replay-resyncs-synced-shard, status-read-before-chain-wait, restarted-node-recovery-skips-uncreated-shards)")]
 pub struct UnknownBug(pub String);
 
 impl std::str::FromStr for Bug {

@@ -133,6 +133,7 @@ const TESTED: &[Bug] = &[
     Bug::NonMemberAttestation,
     Bug::ReplayResyncsSyncedShard,
     Bug::StatusReadBeforeChainWait,
+    Bug::RestartedNodeRecoverySkipsUncreatedShards,
 ];
 
 #[test]
@@ -239,4 +240,10 @@ fn replay_resyncs_synced_shard_found_blind() {
 #[ignore = "slow: found at seed 87 of 88 (explore --seeds 600 --bug blob-sync-stops-on-storage-error, on the fixed node)"]
 fn status_read_before_chain_wait_found_blind() {
     blind(Bug::StatusReadBeforeChainWait, budget(1000));
+}
+
+#[test]
+#[ignore = "slow: found at seed 483 (explore --seeds 800 --bug blob-sync-stops-on-storage-error, on the fixed node)"]
+fn restarted_node_recovery_skips_uncreated_shards_found_blind() {
+    blind(Bug::RestartedNodeRecoverySkipsUncreatedShards, budget(1000));
 }

@@ -775,9 +775,7 @@ fn node_loses_the_chain_mid_epoch_change_and_recovers() {
         .await;
         ctl.configure(N1, "epoch.change_start.entry", "pause")?;
         let entered = ctl.reached(N1, "epoch.change_start.entry");
-        let swapped = (0..4)
-            .map(|i| (ShardIndex(i), NodeId(1 - i / 2)))
-            .collect();
+        let swapped = (0..4).map(|i| (ShardIndex(i), NodeId(1 - i / 2))).collect();
         chain.start_epoch_change(swapped)?;
         ctl.note("epoch change 2 started: node 1 gains s0, s1");
         ctl.wait_reached(

@@ -3,9 +3,9 @@
 
 use super::{lock, node_spawn, Node, NodeError};
 use crate::config::Bug;
-use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent};
+use crate::ctx::{AttestationPath, NodeStatusWriter, ProbeEvent, ShardStatusWriter};
 use crate::fail_points;
-use crate::status::NodeStatus;
+use crate::status::{NodeStatus, ShardStatus};
 use crate::types::{BlobId, Epoch, ShardIndex, SliverType};
 use std::sync::Arc;
 
@@ -38,6 +38,12 @@ impl Node {
             .check(fail_points::NODE_RECOVERY_ENTRY)
             .await?;
         self.ctx.report(ProbeEvent::NodeRecoveryStart { epoch });
+        if !self
+            .config
+            .has(Bug::RestartedNodeRecoverySkipsUncreatedShards)
+        {
+            self.take_over_uncreated_shards().await?;
+        }
         loop {
             let missing = self.missing_slivers(epoch)?;
             if missing.is_empty() {
@@ -66,6 +72,20 @@ impl Node {
             .await?
         {
             self.attest(epoch, AttestationPath::NodeRecovery);
+        }
+        Ok(())
+    }
+
+    /// A crash between N7 and the shard creation of the full-recovery path (6.4) leaves owned
+    /// shards without storage; the restarted node recovery creates them and takes them over
+    /// (S1, S6) as that path would have, so it rebuilds them too instead of skipping them.
+    async fn take_over_uncreated_shards(&self) -> Result<(), NodeError> {
+        for shard in self.owned_shards() {
+            if !self.storage.has_shard(shard)? {
+                self.create_shard(shard)?;
+                self.write_shard_status(shard, ShardStatus::Active, ShardStatusWriter::S6)
+                    .await?;
+            }
         }
         Ok(())
     }

@@ -5,9 +5,9 @@
 
 use crate::scenario::client::{Command, Ctl, ScenarioError, Shared};
 use shardstorm_faults::{DriverCommand, LockExt, Registry};
-use shardstorm_harness::monitor::{Monitor, Stepped};
 use shardstorm_harness::apply::{self, Undo};
 use shardstorm_harness::cluster::MAX_LATENCY;
+use shardstorm_harness::monitor::{Monitor, Stepped};
 use shardstorm_harness::oracle::SafetyOracle;
 use shardstorm_harness::{Cluster, HarnessEvent, TraceKind, Violation};
 use shardstorm_node::NodeId;
@@ -275,7 +275,10 @@ fn apply_commands(
             }
             Command::Network(fault) => {
                 let undo = apply::apply(cluster, &fault, MAX_LATENCY, &mut Vec::new());
-                heals.extend(undo.into_iter().map(|(d, u)| (now + d.as_millis() as u64, u)));
+                heals.extend(
+                    undo.into_iter()
+                        .map(|(d, u)| (now + d.as_millis() as u64, u)),
+                );
             }
         }
     }
