@@ -87,7 +87,7 @@ pub fn all() -> Vec<Box<dyn Checker>> {
     vec![
         Box::new(NodeStatusChecker),
         Box::new(ShardStatusChecker),
-        Box::new(ProgressChecker),
+        Box::new(ProgressChecker::default()),
         Box::new(AttestationChecker::default()),
         Box::new(SourceChecker),
         Box::new(SliverChecker),

@@ -3,18 +3,36 @@
 //! the disk at restart) and commits only while a transfer may run; at every audit the stored
 //! progress equals the history (a completed sync cleared it, a crash lost none of it), and every
 //! expected blob the progress covers has its sliver or a pending-recovery entry stored with it.
+//! "Expected" is what the node's stored blob info held certified at its last audit before the
+//! sync started: the transfer reads its expected set later, from a blob info that only grows, so
+//! a blob the node learns is certified while the sync runs is left to its blob sync (or to the
+//! catch-up that cancels it), not to the transfer.
 //! A sync switches to direct recovery unforced only after the switch interval without progress.
 
 use super::{found, Checker, EventCx, Found, StateCx};
 use crate::oracle::rules::transfer_allowed;
 use crate::oracle::Invariant;
 use shardstorm_node::storage::{Progress, StoredShard};
-use shardstorm_node::{BlobId, Chain, Epoch, ProbeEvent, ShardIndex, ShardStatus, SliverType};
+use shardstorm_node::{
+    BlobId, Chain, Epoch, NodeId, ProbeEvent, ShardIndex, ShardStatus, SliverType,
+};
+use std::collections::{BTreeMap, BTreeSet};
 
-pub struct ProgressChecker;
+#[derive(Default)]
+pub struct ProgressChecker {
+    /// Per node, the blobs its stored blob info held certified at its last audit.
+    certified: BTreeMap<NodeId, BTreeSet<BlobId>>,
+    /// Per (node, shard), those blobs as of the start of the shard's running sync.
+    expected_at_start: BTreeMap<(NodeId, ShardIndex), BTreeSet<BlobId>>,
+}
 
 impl Checker for ProgressChecker {
     fn on_event(&mut self, cx: &EventCx<'_>, event: &ProbeEvent) -> Option<Found> {
+        if let ProbeEvent::SyncStart { shard, .. } = event {
+            let known = self.certified.get(&cx.node).cloned().unwrap_or_default();
+            self.expected_at_start.insert((cx.node, *shard), known);
+            return None;
+        }
         if let ProbeEvent::DirectRecovery {
             shard,
             forced: false,
@@ -64,6 +82,21 @@ impl Checker for ProgressChecker {
     }
 
     fn check_state(&mut self, cx: &StateCx<'_>) -> Option<Found> {
+        let found = self.check_audit(cx);
+        let certified = cx
+            .state
+            .blob_info
+            .iter()
+            .filter(|(_, i)| i.certified_epoch.is_some())
+            .map(|(b, _)| *b)
+            .collect();
+        self.certified.insert(cx.node, certified);
+        found
+    }
+}
+
+impl ProgressChecker {
+    fn check_audit(&self, cx: &StateCx<'_>) -> Option<Found> {
         for (shard, stored) in &cx.state.shards {
             if cx.model.certain() && stored.progress != cx.model.progress.get(shard).copied() {
                 return found(
@@ -79,7 +112,10 @@ impl Checker for ProgressChecker {
             let Some(epoch) = cx.model.progress_epoch.get(shard) else {
                 continue;
             };
-            if let Some(f) = covered(cx, *shard, stored, *epoch) {
+            let Some(expected) = self.expected_at_start.get(&(cx.node, *shard)) else {
+                continue;
+            };
+            if let Some(f) = covered(cx, *shard, stored, *epoch, expected) {
                 return Some(f);
             }
         }
@@ -116,6 +152,7 @@ fn covered(
     shard: ShardIndex,
     stored: &StoredShard,
     epoch: Epoch,
+    expected: &BTreeSet<BlobId>,
 ) -> Option<Found> {
     // After S6 (full recovery) an `Active` shard may keep stale progress: node recovery,
     // not the transfer, fills it in.
@@ -128,7 +165,8 @@ fn covered(
         SliverType::Secondary => &[SliverType::Primary, SliverType::Secondary],
     };
     for (blob, info) in &cx.state.blob_info {
-        if !info.is_certified_before(epoch) || retired(cx.chain, *blob) {
+        if !expected.contains(blob) || !info.is_certified_before(epoch) || retired(cx.chain, *blob)
+        {
             continue;
         }
         for pass in passes {

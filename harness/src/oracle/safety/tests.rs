@@ -593,10 +593,31 @@ fn stored_progress_must_match_the_batches_and_cover_its_slivers() {
     // Blob 3 neither stored nor pending although progress covers it.
     let mut lost = s.clone();
     lost.shards.get_mut(&ShardIndex(0)).unwrap().pending.clear();
-    let mut oracle = SafetyOracle::new(chain_with_blobs.clone());
-    oracle.check_new(&trace_of(events.clone()));
-    let v = audit(&mut oracle, AuditPoint::EpochChangeStart, &lost).expect("uncovered");
+    // The transfer is held to the blobs the node's stored blob info held certified at its last
+    // audit before the sync started.
+    let before_sync = |blob_info: bool| {
+        let mut before = state(Standby, &[(0, ShardStatus::ActiveSync)]);
+        if blob_info {
+            before.blob_info = s.blob_info.clone();
+        }
+        let trace = trace_of(events.clone());
+        let mut oracle = SafetyOracle::new(chain_with_blobs.clone());
+        oracle.check_new(&trace[..trace.len() - 2]);
+        assert_eq!(
+            audit(&mut oracle, AuditPoint::EpochChangeStart, &before),
+            None
+        );
+        oracle.check_new(&trace);
+        oracle
+    };
+    let v = audit(&mut before_sync(true), AuditPoint::EpochChangeStart, &lost).expect("uncovered");
     assert_eq!(v.invariant, Invariant::ProgressMonotonic, "{v}");
+    // The node learned blob 3 was certified only while the sync ran (seed 1100): its blob
+    // sync, not the transfer, owes the sliver.
+    assert_eq!(
+        audit(&mut before_sync(false), AuditPoint::EpochChangeStart, &lost),
+        None
+    );
     // Full node recovery took the shard over (S6) and it was locked later (S7): the progress
     // its transfer left is stale and covers nothing any more (seed 7984).
     let mut taken_over = events.clone();
