@@ -783,6 +783,28 @@ fn a_replay_that_wipes_progress_is_caught_and_an_idempotent_one_is_not() {
         audit(&mut oracle, AuditPoint::EpochChangeProcessed, &wiped),
         None
     );
+    // The replay finds the chain already past epoch 2 and enters recovery mode (N4): it takes
+    // the catch-up path, not comparable to the first processing. Without N4 the same status
+    // change is pinned on the replay.
+    let mut caught_up = s.clone();
+    caught_up.status = Some(RecoveryCatchUp);
+    for (n4, want) in [(true, None), (false, Some(Invariant::ReplayIdempotent))] {
+        let mut oracle = SafetyOracle::new(chain());
+        let mut events = prefix.clone();
+        oracle.mark_uncertain(N1, "test");
+        assert_eq!(oracle.check_new(&events), None);
+        assert_eq!(audit(&mut oracle, AuditPoint::AfterRestart, &s), None);
+        events.push(ev(4, ProbeEvent::Started));
+        events.push(ev(5, ProbeEvent::EpochChangeStart { epoch: 2 }));
+        if n4 {
+            events.push(ev(6, status(Some(Active), RecoveryCatchUp, NW::N4, None)));
+        }
+        events.push(ev(7, ProbeEvent::EpochChangeProcessed { epoch: 2 }));
+        oracle.mark_uncertain(N1, "test");
+        assert_eq!(oracle.check_new(&events), None);
+        let got = audit(&mut oracle, AuditPoint::EpochChangeProcessed, &caught_up);
+        assert_eq!(got.map(|v| v.invariant), want, "N4 in the replay: {n4}");
+    }
 }
 
 #[test]
