@@ -37,8 +37,9 @@ pub fn hash_sliver(sliver: &[u8]) -> [u8; 32] {
 }
 
 impl BlobMetadata {
-    /// blake3 of the metadata's bincode (1.x, default options) encoding, streamed into the
-    /// hasher: `u64 LE unencoded_length, u16 LE n_shards, u64 LE hashes.len(), then each pair`.
+    /// blake3 of a fixed byte layout of the metadata (independent of the wire and table
+    /// encodings): `u64 LE unencoded_length, u16 LE n_shards, u64 LE hashes.len()`, then each
+    /// pair's primary and secondary hash.
     pub fn blob_id(&self) -> BlobId {
         let mut hasher = blake3::Hasher::new();
         hasher.update(&self.unencoded_length.to_le_bytes());
