@@ -1,11 +1,14 @@
 //! The wire protocol between nodes and clients: length-delimited frames over `turmoil::net` TCP,
-//! bincode-encoded messages, requests from nodes signed with the sender's ed25519 key, and a
+//! postcard-encoded messages, requests from nodes signed with the sender's ed25519 key, and a
 //! timeout on every connect and call.
 
 mod client;
 mod frame;
 mod message;
 mod signing;
+
+#[cfg(test)]
+mod fuzz;
 
 pub use client::{call, CallTimeouts, Pool};
 pub use frame::{codec, decode, encode, WireError};
