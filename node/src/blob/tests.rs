@@ -396,3 +396,30 @@ fn absurd_metadata_lengths_do_not_panic() {
     assert!(recover_sliver(&cfg, &m, ShardIndex(0), SliverType::Primary, &all).is_err());
     assert!(verify_sliver(&m, ShardIndex(0), SliverType::Primary, &all[0].1).is_err());
 }
+
+#[test]
+fn metadata_encodes_its_hashes_as_one_byte_string() {
+    let cfg = EncodingConfig::new(1000).unwrap();
+    let blob = encode(&cfg, &data(3000, 4)).unwrap();
+    let bytes = postcard::to_allocvec(&blob.metadata).unwrap();
+    // Length 3000 (2-byte varint), 1000 shards (2), byte-string length 64,000 (3), the pairs.
+    assert_eq!(bytes.len(), 2 + 2 + 3 + 64_000);
+    assert!(
+        bytes.len() + 8 <= 64 * 1024,
+        "fits a 64 KiB page order with its checksum"
+    );
+    assert_eq!(&bytes[7..39], &blob.metadata.hashes[0].primary);
+    let back: BlobMetadata = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(back, blob.metadata);
+    // A self-describing format (a sequence of numbers) decodes too.
+    let json = serde_json::to_string(&blob.metadata).unwrap();
+    assert_eq!(
+        serde_json::from_str::<BlobMetadata>(&json).unwrap(),
+        blob.metadata
+    );
+    // A byte string that is not whole pairs is an error, not a panic.
+    let mut bad = postcard::to_allocvec(&(3000u64, 1000u16, vec![0u8; 65])).unwrap();
+    assert!(postcard::from_bytes::<BlobMetadata>(&bad).is_err());
+    bad.truncate(10);
+    assert!(postcard::from_bytes::<BlobMetadata>(&bad).is_err());
+}

@@ -147,9 +147,11 @@ pub(crate) fn open<'a>(
     Ok(payload)
 }
 
-/// The postcard encoding of a value.
+/// The postcard encoding of a value, in a buffer of exactly its size.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    postcard::to_allocvec(value).map_err(|e| StorageError::Codec(e.to_string()))
+    let codec = |e: postcard::Error| StorageError::Codec(e.to_string());
+    let size = postcard::experimental::serialized_size(value).map_err(codec)?;
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(codec)
 }
 
 /// Decodes a payload; allocations are bounded by its length (postcard gives no size hint for
@@ -208,8 +210,10 @@ mod tests {
     #[test]
     fn encoding_is_postcard_and_round_trips() {
         let v = (BlobId([3; 32]), SliverType::Secondary, 300u64);
-        let mut expected = vec![3u8; 32];
-        // Variant index 1, then 300 as a varint.
+        // The blob id as a byte string (length 32, then its bytes), variant index 1, then 300
+        // as a varint.
+        let mut expected = vec![32u8];
+        expected.extend_from_slice(&[3; 32]);
         expected.extend_from_slice(&[1, 0xac, 0x02]);
         assert_eq!(encode(&v).unwrap(), expected);
         assert_eq!(decode::<(BlobId, SliverType, u64)>(&expected).unwrap(), v);

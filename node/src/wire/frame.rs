@@ -36,13 +36,15 @@ fn too_large(len: usize, limit: usize) -> WireError {
     ))
 }
 
-/// Encodes a message; one larger than `limit` bytes is an error.
+/// Encodes a message into a buffer of exactly its size (measured first, so a message over
+/// `limit` bytes is an error before anything is allocated).
 pub fn encode<T: Serialize>(value: &T, limit: usize) -> Result<Vec<u8>, WireError> {
-    let bytes = postcard::to_allocvec(value).map_err(|e| WireError::Malformed(e.to_string()))?;
-    if bytes.len() > limit {
-        return Err(too_large(bytes.len(), limit));
+    let malformed = |e: postcard::Error| WireError::Malformed(e.to_string());
+    let size = postcard::experimental::serialized_size(value).map_err(malformed)?;
+    if size > limit {
+        return Err(too_large(size, limit));
     }
-    Ok(bytes)
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(malformed)
 }
 
 /// Decodes a message, rejecting trailing bytes and anything over `limit`.

@@ -380,6 +380,8 @@ fn responses_round_trip() {
     ];
     for response in responses {
         let bytes = encode(&response, MAX_FRAME).expect("encodes");
+        // Exactly sized: a message kept in flight holds no spare capacity.
+        assert_eq!(bytes.capacity(), bytes.len());
         assert_eq!(decode::<Response>(&bytes, MAX_FRAME), Ok(response));
     }
 }
