@@ -57,7 +57,7 @@ mod pair_bytes {
     }
 
     fn pairs<E: Error>(bytes: &[u8]) -> Result<Vec<SliverPairHashes>, E> {
-        if bytes.len() % PAIR != 0 {
+        if !bytes.len().is_multiple_of(PAIR) {
             return Err(E::invalid_length(bytes.len(), &"a multiple of 64 bytes"));
         }
         Ok(bytes
