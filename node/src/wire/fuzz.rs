@@ -73,8 +73,11 @@ fn allocation_bound(input: usize) -> usize {
     64 * input + 4096
 }
 
+/// What the server makes of one frame: the envelope and the request, or why not.
+type Decoded = Result<(Envelope, Request), WireError>;
+
 /// What the server makes of one frame: envelope, then request.
-fn decode_request(frame: &[u8]) -> Result<(Envelope, Request), WireError> {
+fn decode_request(frame: &[u8]) -> Decoded {
     let env = decode::<Envelope>(frame, MAX_FRAME)?;
     let req = decode::<Request>(&env.payload, MAX_FRAME)?;
     Ok((env, req))
@@ -84,7 +87,7 @@ fn decode_request(frame: &[u8]) -> Result<(Envelope, Request), WireError> {
 /// server's connection loop does; stops at the first codec error (the connection closes) or
 /// when the rest is an incomplete frame. Returns the decoded frames and whether the codec
 /// failed. Checks the allocation bound on every step.
-fn serve(stream: &[u8]) -> (Vec<Result<(Envelope, Request), WireError>>, bool) {
+fn serve(stream: &[u8]) -> (Vec<Decoded>, bool) {
     let mut codec = codec(MAX_FRAME);
     let mut buf = BytesMut::from(stream);
     let mut frames = Vec::new();
