@@ -2,6 +2,9 @@
 # Nightly campaign on one machine of a sharded matrix: explore for a time budget over this
 # machine's slice of the seed space, then shrink every failure and render its report. Outputs
 # (JSON summary, run files, shrunk run files, HTML reports) land in $OUT for the CI artifacts.
+# With WALRUS_SEEDS=N (one shard of the matrix sets it) the machine then also explores N seeds
+# of the Walrus-scale preset (25 nodes, 1000 shards, 1000 blobs, 4 epochs; about 10 CPU s a
+# seed), summary in walrus-summary.json (not merged with the standard slices' summaries).
 # Usage: ci/nightly.sh SHARD_INDEX SHARD_COUNT [DURATION]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +15,13 @@ cargo build --release --quiet
 ./target/release/shardstorm explore --duration "$duration" --shard "$index/$count" \
   --start "${NIGHTLY_START:-$(date +%Y%m%d)000000}" --out "$out/runs" --json > "$out/summary.json"
 status=$?
+if [ "${WALRUS_SEEDS:-0}" -gt 0 ]; then
+  ./target/release/shardstorm explore --preset walrus --seeds "$WALRUS_SEEDS" \
+    --start "${NIGHTLY_START:-$(date +%Y%m%d)000000}" --out "$out/runs" --json \
+    > "$out/walrus-summary.json"
+  walrus=$?
+  [ "$walrus" -gt "$status" ] && status=$walrus
+fi
 for run in "$out"/runs/*.run; do
   [ -e "$run" ] || continue
   name=$(basename "$run" .run)

@@ -340,11 +340,15 @@ impl ExploreConfig {
     }
 }
 
-/// The `shardstorm` arguments that reproduce `spec` (seed, bugs, sizes that differ from the
-/// standard scenario).
+/// The `shardstorm` arguments that reproduce `spec` (seed, bugs, a non-standard preset whose
+/// sizes it has, or else the sizes that differ from the standard scenario).
 pub fn replay_args(spec: &RunSpec) -> String {
-    let standard = RunSpec::standard(spec.seed);
+    let preset = crate::Preset::of(spec).unwrap_or(crate::Preset::Standard);
+    let standard = preset.spec(spec.seed);
     let mut args = format!("--seed {}", spec.seed);
+    if preset != crate::Preset::Standard {
+        args.push_str(&format!(" --preset {preset}"));
+    }
     for bug in &spec.bugs {
         args.push_str(&format!(" --bug {bug}"));
     }
@@ -680,6 +684,16 @@ mod tests {
         assert_eq!(
             replay_args(&spec),
             "--seed 9 --bug stale-status-clobber --blobs 6"
+        );
+        let walrus = crate::Preset::Walrus.spec(4);
+        assert_eq!(replay_args(&walrus), "--seed 4 --preset walrus");
+        let fewer = RunSpec {
+            blobs: 10,
+            ..walrus
+        };
+        assert_eq!(
+            replay_args(&fewer),
+            "--seed 4 --nodes 25 --shards 1000 --epochs 4 --blobs 10"
         );
     }
 

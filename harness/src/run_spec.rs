@@ -390,11 +390,12 @@ mod tests {
 
     #[test]
     fn sizes_out_of_range_are_named() {
-        let cases: [Case; 7] = [
-            (|s| s.shards = 3, "shards must be from 4 to 255, found 3"),
+        let cases: [Case; 8] = [
+            (|s| s.shards = 3, "shards must be from 4 to 32768, found 3"),
+            (|s| s.shards = 0, "shards must be from 4 to 32768, found 0"),
             (
-                |s| s.shards = 256,
-                "shards must be from 4 to 255, found 256",
+                |s| s.shards = 32_769,
+                "shards must be from 4 to 32768, found 32769",
             ),
             (
                 |s| s.nodes = 65_535,

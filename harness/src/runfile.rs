@@ -776,8 +776,11 @@ mod tests {
     #[test]
     fn sizes_and_schedules_the_cluster_cannot_run_are_rejected() {
         for (extra, message) in [
-            ("shards = 3\n", "shards must be from 4 to 255, found 3"),
-            ("shards = 256\n", "shards must be from 4 to 255, found 256"),
+            ("shards = 3\n", "shards must be from 4 to 32768, found 3"),
+            (
+                "shards = 32769\n",
+                "shards must be from 4 to 32768, found 32769",
+            ),
             ("nodes = 65535\n", "nodes must be from 1 to 64"),
             (
                 "tick-ms = 18446744073709551615\n",

@@ -3,10 +3,12 @@
 //! iterations and prints microseconds per operation.
 
 use shardstorm_node::blob::{
-    decode, encode, recover_sliver, verify_sliver, EncodedBlob, EncodingConfig,
+    decode, encode, recover_sliver, verify_sliver, BlobMetadata, EncodedBlob, EncodingConfig,
+    SliverPairHashes,
 };
 use shardstorm_node::storage::{Disk, SimDisk, Storage};
-use shardstorm_node::{BlobId, ShardIndex, SliverType};
+use shardstorm_node::wire::{self, Envelope, Request, Response};
+use shardstorm_node::{BlobId, NodeId, ShardIndex, SliverType};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -187,10 +189,94 @@ fn bench_storage(cfg: &EncodingConfig) {
     );
 }
 
+/// Metadata of a blob over `n_shards` shards with made-up hashes (only its encoding is timed).
+fn metadata_of(n_shards: u16) -> BlobMetadata {
+    BlobMetadata {
+        unencoded_length: 2048,
+        n_shards,
+        hashes: (0..n_shards)
+            .map(|i| SliverPairHashes {
+                primary: [i as u8; 32],
+                secondary: [!(i as u8); 32],
+            })
+            .collect(),
+    }
+}
+
+const FRAME_LIMIT: usize = 64 << 20;
+
+fn bench_wire() {
+    for n in [20u16, 1000] {
+        let response = Response::Metadata(metadata_of(n));
+        let bytes = wire::encode(&response, FRAME_LIMIT).expect("encode");
+        row(
+            &format!("wire: encode metadata response, {n} shards"),
+            time(2000, |_| {
+                black_box(wire::encode(black_box(&response), FRAME_LIMIT).expect("encode"));
+            }),
+        );
+        row(
+            &format!("wire: decode metadata response, {n} shards"),
+            time(2000, |_| {
+                black_box(
+                    wire::decode::<Response>(black_box(&bytes), FRAME_LIMIT).expect("decode"),
+                );
+            }),
+        );
+    }
+    let page = Response::Slivers((0..100).map(|i| (id(i), vec![i as u8; 256])).collect());
+    let bytes = wire::encode(&page, FRAME_LIMIT).expect("encode");
+    row(
+        "wire: encode sync page, 100 slivers of 256 B",
+        time(2000, |_| {
+            black_box(wire::encode(black_box(&page), FRAME_LIMIT).expect("encode"));
+        }),
+    );
+    row(
+        "wire: decode sync page, 100 slivers of 256 B",
+        time(2000, |_| {
+            black_box(wire::decode::<Response>(black_box(&bytes), FRAME_LIMIT).expect("decode"));
+        }),
+    );
+    let request = Request::SyncShard {
+        shard: ShardIndex(3),
+        ty: SliverType::Primary,
+        start: id(7),
+        count: 100,
+        epoch: 4,
+    };
+    let payload = wire::encode(&request, FRAME_LIMIT).expect("encode");
+    let envelope = wire::node_keypair(1, NodeId(2)).seal(NodeId(2), payload);
+    let frame = wire::encode(&envelope, FRAME_LIMIT).expect("encode");
+    row(
+        "wire: decode signed envelope + sync request",
+        time(5000, |_| {
+            let env = wire::decode::<Envelope>(black_box(&frame), FRAME_LIMIT).expect("decode");
+            black_box(wire::decode::<Request>(&env.payload, FRAME_LIMIT).expect("decode"));
+        }),
+    );
+}
+
+fn bench_metadata_table() {
+    let storage = Storage::open(&Disk::Sim(SimDisk::new(2))).expect("open");
+    for n in [20u16, 1000] {
+        let m = metadata_of(n);
+        storage.put_metadata(id(n.into()), &m).expect("put");
+        row(
+            &format!("read: metadata, {n} shards"),
+            time(2000, |_| {
+                black_box(storage.metadata(id(n.into())).expect("get"));
+            }),
+        );
+    }
+}
+
 fn main() {
     let cfg = EncodingConfig::new(N_SHARDS).expect("config");
     println!("| {:<52} | {:>10} |", "operation", "µs/op");
     println!("|{:-<54}|{:-<12}|", "", "");
     bench_blobs(&cfg);
     bench_storage(&cfg);
+    bench_wire();
+    bench_metadata_table();
 }

@@ -40,9 +40,9 @@ impl fmt::Display for NodeId {
 }
 
 /// A blob id: the hash of the blob's metadata. Totally ordered; every per-blob scan runs in
-/// ascending blob-id order.
+/// ascending blob-id order. Encoded as a byte string (one call, not one per byte).
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct BlobId(pub [u8; 32]);
+pub struct BlobId(#[serde(with = "serde_bytes")] pub [u8; 32]);
 
 impl BlobId {
     /// The smallest possible blob id.

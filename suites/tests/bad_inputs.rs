@@ -50,18 +50,18 @@ fn bad_command_lines_are_one_line_usage_errors() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["explore", "--shards", "3"],
-            "shards must be from 4 to 255",
+            "shards must be from 4 to 32768",
         ),
         (
-            vec!["explore", "--shards", "256"],
-            "shards must be from 4 to 255",
+            vec!["explore", "--shards", "32769"],
+            "shards must be from 4 to 32768",
         ),
         (
             vec!["explore", "--shards", "1"],
-            "shards must be from 4 to 255",
+            "shards must be from 4 to 32768",
         ),
         (vec!["replay", "--seed", "1", "--shards", "2"], "shards"),
-        (vec!["report", "--seed", "1", "--shards", "900"], "shards"),
+        (vec!["report", "--seed", "1", "--shards", "40000"], "shards"),
         (vec!["check-determinism", "--shards", "3"], "shards"),
         (vec!["shrink", "--seed", "1", "--shards", "3"], "shards"),
         (
@@ -99,7 +99,7 @@ fn bad_command_lines_are_one_line_usage_errors() {
 fn generated_size_values_are_accepted_or_rejected_cleanly() {
     let options: [(&str, &[&str]); 4] = [
         ("--nodes", &["0", "65", "65535", "65536", "-1", "x", ""]),
-        ("--shards", &["0", "3", "256", "65535", "70000", "-0x1"]),
+        ("--shards", &["0", "3", "32769", "65535", "70000", "-0x1"]),
         ("--blobs", &["100001", "4294967295", "4294967296", "1.5"]),
         ("--epochs", &["113", "1001", "4294967296", " "]),
     ];
@@ -127,8 +127,11 @@ fn run_file(dir: &Path, name: &str, extra: &str) -> PathBuf {
 fn bad_run_files_are_one_line_usage_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases: Vec<(&str, &str)> = vec![
-        ("shards = 3\n", "shards must be from 4 to 255, found 3"),
-        ("shards = 256\n", "shards must be from 4 to 255, found 256"),
+        ("shards = 3\n", "shards must be from 4 to 32768, found 3"),
+        (
+            "shards = 32769\n",
+            "shards must be from 4 to 32768, found 32769",
+        ),
         ("nodes = 65535\n", "nodes must be from 1 to 64"),
         (
             "tick-ms = 18446744073709551615\n",

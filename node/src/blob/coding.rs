@@ -5,6 +5,7 @@ use super::config::EncodingConfig;
 use super::error::{BlobError, InconsistencyProof, RecoveryError};
 use super::metadata::{hash_sliver, BlobMetadata, SliverPairHashes};
 use crate::types::{BlobId, ShardIndex, SliverType};
+use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 use std::collections::BTreeMap;
 
 /// A blob encoded for every shard: `primary[i]` and `secondary[i]` belong to shard `i`.
@@ -170,23 +171,40 @@ fn encode_type(
     }
     let size = cfg.symbol_size(ty, data.len() as u64);
     let k = usize::from(cfg.k(ty));
-    let mut shards: Vec<Vec<u8>> = (0..usize::from(cfg.n_shards()))
-        .map(|i| piece(data, i, k, size))
-        .collect();
-    cfg.coder(ty)
-        .encode(&mut shards)
-        .map_err(|e| BlobError::Coding(format!("{e:?}")))?;
+    let mut shards: Vec<Vec<u8>> = (0..k).map(|i| piece(data, i, k, size)).collect();
+    let parity = parity(cfg, ty, size, &shards)?;
+    shards.extend(parity);
     Ok(shards)
 }
 
-/// Data piece `i` (zero-padded to `size`), or a zeroed parity buffer for `i >= k`.
-fn piece(data: &[u8], i: usize, k: usize, size: usize) -> Vec<u8> {
-    let mut out = vec![0; size];
-    if i < k {
-        let start = (i * size).min(data.len());
-        let end = (start + size).min(data.len());
-        out[..end - start].copy_from_slice(&data[start..end]);
+/// The `n - k` parity symbols of the `k` data symbols `data` (each `size` bytes).
+fn parity(
+    cfg: &EncodingConfig,
+    ty: SliverType,
+    size: usize,
+    data: &[Vec<u8>],
+) -> Result<Vec<Vec<u8>>, BlobError> {
+    let k = usize::from(cfg.k(ty));
+    let mut encoder =
+        ReedSolomonEncoder::new(k, usize::from(cfg.n_shards()) - k, size).map_err(coding_error)?;
+    for shard in data {
+        encoder.add_original_shard(shard).map_err(coding_error)?;
     }
+    let result = encoder.encode().map_err(coding_error)?;
+    Ok(result.recovery_iter().map(<[u8]>::to_vec).collect())
+}
+
+fn coding_error(e: reed_solomon_simd::Error) -> BlobError {
+    BlobError::Coding(e.to_string())
+}
+
+/// Data piece `i < k`, zero-padded to `size`.
+fn piece(data: &[u8], i: usize, k: usize, size: usize) -> Vec<u8> {
+    debug_assert!(i < k);
+    let mut out = vec![0; size];
+    let start = (i * size).min(data.len());
+    let end = (start + size).min(data.len());
+    out[..end - start].copy_from_slice(&data[start..end]);
     out
 }
 
@@ -237,23 +255,46 @@ fn verified_symbols<'a>(
     out
 }
 
-/// The full code word determined by `k` verified symbols.
+/// The full code word determined by `k` verified symbols (of equal length, the metadata's
+/// sliver length): missing data symbols are decoded, then the parity is re-encoded.
 fn rebuild_code_word(
     cfg: &EncodingConfig,
     ty: SliverType,
     verified: &BTreeMap<u16, &[u8]>,
 ) -> Result<Vec<Vec<u8>>, BlobError> {
-    let mut shards: Vec<Option<Vec<u8>>> = vec![None; usize::from(cfg.n_shards())];
-    for (&index, sliver) in verified {
-        shards[usize::from(index)] = Some(sliver.to_vec());
+    let n = usize::from(cfg.n_shards());
+    let k = usize::from(cfg.k(ty));
+    let size = verified.values().next().map_or(0, |s| s.len());
+    let mut data: Vec<Option<Vec<u8>>> = vec![None; k];
+    for (&index, sliver) in verified.range(..cfg.k(ty)) {
+        data[usize::from(index)] = Some(sliver.to_vec());
     }
-    cfg.coder(ty)
-        .reconstruct(&mut shards)
-        .map_err(|e| BlobError::Coding(format!("{e:?}")))?;
-    shards
+    if data.iter().any(Option::is_none) {
+        let mut decoder = ReedSolomonDecoder::new(k, n - k, size).map_err(coding_error)?;
+        for (&index, sliver) in verified {
+            let index = usize::from(index);
+            if index < k {
+                decoder.add_original_shard(index, sliver)
+            } else {
+                decoder.add_recovery_shard(index - k, sliver)
+            }
+            .map_err(coding_error)?;
+        }
+        let restored = decoder.decode().map_err(coding_error)?;
+        for (index, sliver) in restored.restored_original_iter() {
+            if let Some(slot) = data.get_mut(index) {
+                *slot = Some(sliver.to_vec());
+            }
+        }
+    }
+    let data: Vec<Vec<u8>> = data
         .into_iter()
-        .map(|s| s.ok_or_else(|| BlobError::Coding("shard left unreconstructed".into())))
-        .collect()
+        .map(|s| s.ok_or_else(|| BlobError::Coding("data symbol left undecoded".into())))
+        .collect::<Result<_, _>>()?;
+    let parity = parity(cfg, ty, size, &data)?;
+    let mut word = data;
+    word.extend(parity);
+    Ok(word)
 }
 
 /// The first rebuilt (not given) shard whose symbol does not match its metadata hash. The

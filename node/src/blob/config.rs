@@ -1,42 +1,35 @@
-//! Encoding parameters: the shard count, the fault bound `f`, the data-symbol count `k` of each
-//! code, symbol sizes, and the two Reed-Solomon coders built once per config.
+//! Encoding parameters: the shard count and its supported range, the fault bound `f`, the
+//! data-symbol count `k` of each code and the symbol sizes.
 
 use super::error::BlobError;
 use crate::types::SliverType;
-use reed_solomon_erasure::galois_8::ReedSolomon;
+use reed_solomon_simd::ReedSolomonEncoder;
 
-/// Smallest supported shard count (`f >= 1`).
+/// Smallest supported shard count (`f >= 1`, so each code has at least one parity symbol).
 pub const MIN_SHARDS: u16 = 4;
-/// Largest supported shard count (GF(2^8) has 256 elements).
-pub const MAX_SHARDS: u16 = 255;
+/// Largest supported shard count: `reed-solomon-simd` codes any combination of up to 32,768
+/// data and up to 32,768 parity symbols, and both codes stay within that up to here.
+pub const MAX_SHARDS: u16 = 32_768;
 
 /// The erasure-code parameters of a system with `n_shards` shards.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodingConfig {
     n_shards: u16,
-    primary: ReedSolomon,
-    secondary: ReedSolomon,
 }
-
-impl PartialEq for EncodingConfig {
-    fn eq(&self, other: &Self) -> bool {
-        self.n_shards == other.n_shards
-    }
-}
-
-impl Eq for EncodingConfig {}
 
 impl EncodingConfig {
-    /// A config for `n_shards` shards, `4 <= n_shards <= 255`.
+    /// A config for `n_shards` shards, [`MIN_SHARDS`]` <= n_shards <= `[`MAX_SHARDS`].
     pub fn new(n_shards: u16) -> Result<Self, BlobError> {
         if !(MIN_SHARDS..=MAX_SHARDS).contains(&n_shards) {
             return Err(BlobError::InvalidShardCount(n_shards));
         }
-        Ok(Self {
-            n_shards,
-            primary: coder(n_shards, SliverType::Primary)?,
-            secondary: coder(n_shards, SliverType::Secondary)?,
-        })
+        for ty in SliverType::ALL {
+            let k = usize::from(k_for(n_shards, ty));
+            if !ReedSolomonEncoder::supports(k, usize::from(n_shards) - k) {
+                return Err(BlobError::InvalidShardCount(n_shards));
+            }
+        }
+        Ok(Self { n_shards })
     }
 
     pub fn n_shards(&self) -> u16 {
@@ -57,18 +50,6 @@ impl EncodingConfig {
     pub fn symbol_size(&self, ty: SliverType, unencoded_length: u64) -> usize {
         symbol_size_for(self.n_shards, ty, unencoded_length)
     }
-
-    pub(crate) fn coder(&self, ty: SliverType) -> &ReedSolomon {
-        match ty {
-            SliverType::Primary => &self.primary,
-            SliverType::Secondary => &self.secondary,
-        }
-    }
-}
-
-fn coder(n_shards: u16, ty: SliverType) -> Result<ReedSolomon, BlobError> {
-    let k = usize::from(k_for(n_shards, ty));
-    ReedSolomon::new(k, usize::from(n_shards) - k).map_err(|e| BlobError::Coding(format!("{e:?}")))
 }
 
 pub(crate) fn max_faulty(n_shards: u16) -> u16 {
@@ -83,10 +64,11 @@ pub(crate) fn k_for(n_shards: u16, ty: SliverType) -> u16 {
     }
 }
 
-/// `ceil(len / k)`, at least 1. Saturates on absurd lengths (only metadata can claim those;
-/// such metadata then fails every sliver-length check).
+/// `ceil(len / k)` rounded up to an even number (the code works on 16-bit symbols), at least
+/// 2. Saturates on absurd lengths (only metadata can claim those; such metadata then fails
+/// every sliver-length check).
 pub(crate) fn symbol_size_for(n_shards: u16, ty: SliverType, unencoded_length: u64) -> usize {
     let k = u64::from(k_for(n_shards, ty).max(1));
-    let size = unencoded_length.div_ceil(k).max(1);
-    usize::try_from(size).unwrap_or(usize::MAX)
+    let size = unencoded_length.div_ceil(k).max(1).saturating_add(1) & !1;
+    usize::try_from(size).unwrap_or(usize::MAX & !1)
 }

@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 /// Why a blob could not be encoded or decoded, or why metadata or a sliver failed verification.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BlobError {
-    #[error("invalid shard count {0} (expected 4..=255)")]
+    #[error(
+        "invalid shard count {0} (expected {min}..={max})",
+        min = super::MIN_SHARDS,
+        max = super::MAX_SHARDS
+    )]
     InvalidShardCount(u16),
     #[error("cannot encode an empty blob")]
     EmptyBlob,

@@ -41,20 +41,101 @@ fn config_parameters() {
         ),
         (1, 2, 3)
     );
-    for bad in [0, 1, 3, 256, u16::MAX] {
+    for bad in [0, 1, 3, MAX_SHARDS + 1, u16::MAX] {
         assert_eq!(
             EncodingConfig::new(bad),
             Err(BlobError::InvalidShardCount(bad))
         );
     }
-    assert!(EncodingConfig::new(255).is_ok());
+    assert_eq!(
+        BlobError::InvalidShardCount(0).to_string(),
+        "invalid shard count 0 (expected 4..=32768)"
+    );
+    for good in [255, 256, 1000, MAX_SHARDS] {
+        assert_eq!(EncodingConfig::new(good).map(|c| c.n_shards()), Ok(good));
+    }
 }
 
 #[test]
-fn blob_id_is_blake3_of_bincode_metadata() {
+fn symbols_have_an_even_length_of_at_least_two() {
+    let cfg = EncodingConfig::new(10).unwrap();
+    // k = 4 primary, 7 secondary.
+    for (len, primary, secondary) in [(1, 2, 2), (8, 2, 2), (9, 4, 2), (28, 8, 4), (29, 8, 6)] {
+        assert_eq!(cfg.symbol_size(SliverType::Primary, len), primary, "{len}");
+        assert_eq!(
+            cfg.symbol_size(SliverType::Secondary, len),
+            secondary,
+            "{len}"
+        );
+    }
+    let blob = encode(&cfg, &data(29, 0)).unwrap();
+    assert!(blob.primary.iter().all(|s| s.len() == 8));
+    assert!(blob.secondary.iter().all(|s| s.len() == 6));
+}
+
+#[test]
+fn large_shard_counts_round_trip_and_recover() {
+    for n in [255, 256, 1000] {
+        let cfg = EncodingConfig::new(n).unwrap();
+        let original = data(10_000, n as u8);
+        let blob = encode(&cfg, &original).unwrap();
+        for ty in SliverType::ALL {
+            let k = usize::from(cfg.k(ty));
+            let all = symbols(&blob, ty);
+            // Rebuild a data symbol (shard 0) and a parity symbol (the last shard) from the
+            // last k others: mostly parity, so the decoder has to work.
+            for target in [0, n - 1] {
+                let others: Vec<_> = all
+                    .iter()
+                    .filter(|(s, _)| s.0 != target)
+                    .rev()
+                    .take(k)
+                    .cloned()
+                    .collect();
+                let got = recover_sliver(&cfg, &blob.metadata, ShardIndex(target), ty, &others);
+                assert_eq!(
+                    got.as_deref(),
+                    Ok(blob.sliver(ShardIndex(target), ty).unwrap()),
+                    "n={n} {ty} {target}"
+                );
+            }
+        }
+        let k = usize::from(cfg.k(SliverType::Primary));
+        let all = symbols(&blob, SliverType::Primary);
+        assert_eq!(
+            decode(&cfg, &blob.metadata, &all[all.len() - k..]).unwrap(),
+            original
+        );
+    }
+}
+
+#[test]
+fn the_largest_shard_count_encodes_and_decodes() {
+    let cfg = EncodingConfig::new(MAX_SHARDS).unwrap();
+    let original = data(20_000, 3);
+    let blob = encode(&cfg, &original).unwrap();
+    assert_eq!(blob.primary.len(), usize::from(MAX_SHARDS));
+    let k = usize::from(cfg.k(SliverType::Primary));
+    let all = symbols(&blob, SliverType::Primary);
+    assert_eq!(
+        decode(&cfg, &blob.metadata, &all[all.len() - k..]).unwrap(),
+        original
+    );
+}
+
+#[test]
+fn blob_id_is_blake3_of_the_fixed_metadata_layout() {
     let cfg = EncodingConfig::new(7).unwrap();
     let blob = encode(&cfg, &data(500, 1)).unwrap();
-    let bytes = bincode::serialize(&blob.metadata).unwrap();
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&500u64.to_le_bytes());
+    bytes.extend_from_slice(&7u16.to_le_bytes());
+    bytes.extend_from_slice(&7u64.to_le_bytes());
+    for pair in &blob.metadata.hashes {
+        bytes.extend_from_slice(&pair.primary);
+        bytes.extend_from_slice(&pair.secondary);
+    }
+    assert_eq!(bytes.len(), 18 + 7 * 64);
     assert_eq!(blob.blob_id, BlobId(*blake3::hash(&bytes).as_bytes()));
     assert_eq!(blob.metadata.blob_id(), blob.blob_id);
     blob.metadata.verify(&blob.blob_id).unwrap();
@@ -314,4 +395,31 @@ fn absurd_metadata_lengths_do_not_panic() {
     assert!(decode(&cfg, &m, &all).is_err());
     assert!(recover_sliver(&cfg, &m, ShardIndex(0), SliverType::Primary, &all).is_err());
     assert!(verify_sliver(&m, ShardIndex(0), SliverType::Primary, &all[0].1).is_err());
+}
+
+#[test]
+fn metadata_encodes_its_hashes_as_one_byte_string() {
+    let cfg = EncodingConfig::new(1000).unwrap();
+    let blob = encode(&cfg, &data(3000, 4)).unwrap();
+    let bytes = postcard::to_allocvec(&blob.metadata).unwrap();
+    // Length 3000 (2-byte varint), 1000 shards (2), byte-string length 64,000 (3), the pairs.
+    assert_eq!(bytes.len(), 2 + 2 + 3 + 64_000);
+    assert!(
+        bytes.len() + 8 <= 64 * 1024,
+        "fits a 64 KiB page order with its checksum"
+    );
+    assert_eq!(&bytes[7..39], &blob.metadata.hashes[0].primary);
+    let back: BlobMetadata = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(back, blob.metadata);
+    // A self-describing format (a sequence of numbers) decodes too.
+    let json = serde_json::to_string(&blob.metadata).unwrap();
+    assert_eq!(
+        serde_json::from_str::<BlobMetadata>(&json).unwrap(),
+        blob.metadata
+    );
+    // A byte string that is not whole pairs is an error, not a panic.
+    let mut bad = postcard::to_allocvec(&(3000u64, 1000u16, vec![0u8; 65])).unwrap();
+    assert!(postcard::from_bytes::<BlobMetadata>(&bad).is_err());
+    bad.truncate(10);
+    assert!(postcard::from_bytes::<BlobMetadata>(&bad).is_err());
 }

@@ -71,6 +71,8 @@ pub struct Node {
     shard_map_lock: RwLock<()>,
     outer: tokio::sync::Mutex<OuterSlot>,
     sync_tasks: Mutex<BTreeMap<ShardIndex, JoinHandle<()>>>,
+    /// Outer tasks still starting shard syncs, and attestations they hold back.
+    starting_syncs: Mutex<shard_sync::StartingSyncs>,
     semaphore: Arc<Semaphore>,
     finisher: Mutex<Option<JoinHandle<()>>>,
     node_recovery: Mutex<Option<JoinHandle<()>>>,
@@ -112,6 +114,7 @@ impl Node {
             shard_map_lock: RwLock::new(()),
             outer: tokio::sync::Mutex::default(),
             sync_tasks: Mutex::default(),
+            starting_syncs: Mutex::default(),
             semaphore: Arc::new(Semaphore::new(setup.config.shard_sync_concurrency.max(1))),
             finisher: Mutex::default(),
             node_recovery: Mutex::default(),

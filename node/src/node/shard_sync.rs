@@ -1,7 +1,9 @@
 //! The shard-sync handler (spec 4.1 and 4.2): the outer-task slot that a new
 //! `start_sync_shards` aborts, `sync_shards_task` deriving its mode from the persisted status,
 //! `start_new_shard_sync`, `restart_syncs`, and the per-shard task loop with backoff and the
-//! switch to direct recovery.
+//! switch to direct recovery. A sync that empties the task map while an outer task is still
+//! starting syncs does not attest then: the attestation waits until no outer task is starting
+//! syncs (the loop yields to the scheduler, so early syncs can finish before later ones start).
 
 use super::error::{classify, SyncDecision};
 use super::{lock, node_spawn, Node, NodeError};
@@ -13,7 +15,58 @@ use crate::fail_points;
 use crate::status::{NodeStatus, ShardStatus};
 use crate::types::{Epoch, ShardIndex};
 use rand::{Rng, SeedableRng};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+/// Outer tasks that are still starting shard syncs, and the epochs of the syncs that emptied
+/// the task map meanwhile (their attestation is held back until none is starting).
+#[derive(Debug, Default)]
+pub(super) struct StartingSyncs {
+    outer_tasks: u32,
+    held_back: BTreeSet<Epoch>,
+}
+
+/// Counts one outer task as starting shard syncs until it is dropped. Dropped after [`finish`]
+/// (the task has started its syncs, or returned early) as the last one counted, it attests the
+/// held-back epochs if the task map is still empty (a sync started meanwhile attests when it
+/// succeeds). Dropped unfinished (the task was aborted, or the node crashed) it only stops
+/// counting: the held-back epochs then go with the next attestation.
+///
+/// [`finish`]: Starting::finish
+struct Starting {
+    node: Arc<Node>,
+    finished: bool,
+}
+
+impl Starting {
+    fn new(node: &Arc<Node>) -> Self {
+        lock(&node.starting_syncs).outer_tasks += 1;
+        Self {
+            node: node.clone(),
+            finished: false,
+        }
+    }
+
+    fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        let held_back = {
+            let mut starting = lock(&self.node.starting_syncs);
+            starting.outer_tasks = starting.outer_tasks.saturating_sub(1);
+            if starting.outer_tasks > 0 || !self.finished {
+                return;
+            }
+            std::mem::take(&mut starting.held_back)
+        };
+        if !held_back.is_empty() && lock(&self.node.sync_tasks).is_empty() {
+            self.node.attest_all_synced(&held_back);
+        }
+    }
+}
 
 impl Node {
     /// Aborts the current outer task, if any, and spawns `sync_shards_task(shards)`.
@@ -25,6 +78,9 @@ impl Node {
         recover_metadata: bool,
     ) {
         let mut slot = self.outer.lock().await;
+        // Counted before the previous task is aborted (its count goes when it is dropped), so
+        // that syncs finishing in between wait for this task to start its own.
+        let starting = Starting::new(self);
         if let Some((task, handle)) = slot.current.take() {
             if !handle.is_finished() {
                 handle.abort();
@@ -38,7 +94,8 @@ impl Node {
         });
         let node = self.clone();
         let handle = node_spawn(&self.ctx.fail, async move {
-            node.sync_shards_task(task, shards, recover_metadata).await
+            node.sync_shards_task(task, shards, recover_metadata, starting)
+                .await
         });
         slot.current = Some((task, handle));
     }
@@ -53,12 +110,17 @@ impl Node {
         task: TaskId,
         shards: Vec<ShardIndex>,
         recover_metadata: bool,
+        starting: Starting,
     ) {
+        let mut starting = Some(starting);
         if let Err(e) = self
-            .sync_shards_task_inner(task, shards, recover_metadata)
+            .sync_shards_task_inner(task, shards, recover_metadata, &mut starting)
             .await
         {
             tracing::warn!(node = %self.ctx.id, task, error = %e, "sync-shards task failed");
+        }
+        if let Some(starting) = starting {
+            starting.finish();
         }
     }
 
@@ -67,6 +129,7 @@ impl Node {
         task: TaskId,
         shards: Vec<ShardIndex>,
         recover_metadata: bool,
+        starting: &mut Option<Starting>,
     ) -> Result<(), NodeError> {
         let initial = self.storage.node_status()?;
         let metadata_mode = if self.config.has(Bug::AbortDropsMetadataRecovery) {
@@ -87,6 +150,9 @@ impl Node {
             if let Err(e) = self.start_new_shard_sync(shard).await {
                 tracing::warn!(node = %self.ctx.id, %shard, error = %e, "cannot start shard sync; skipped");
             }
+        }
+        if let Some(starting) = starting.take() {
+            starting.finish();
         }
         self.complete_metadata_recovery(task, metadata_mode, initial)
             .await
@@ -223,6 +289,8 @@ impl Node {
     /// The per-shard task loop (spec 4.2).
     async fn shard_sync_loop(self: Arc<Self>, shard: ShardIndex, epoch: Epoch) {
         self.ctx.report(ProbeEvent::SyncStart { shard, epoch });
+        // Its committee is then cached for the attestation decision when it succeeds.
+        let _ = self.chain.committee(epoch).await;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(shard.0));
         let mut directly_recover = false;
         let mut last_progress = tokio::time::Instant::now();
@@ -297,30 +365,46 @@ impl Node {
             outcome,
         });
         if outcome == SyncOutcome::Success && remaining == 0 {
-            // A member only: a node outside an epoch's committee has nothing to attest (a
-            // resumed or locked shard's sync can finish after the node left it).
-            if self.is_member(epoch).await {
-                self.attest(epoch, AttestationPath::ShardSync);
-            }
-            let current = self.committee_epoch();
-            if current > epoch
-                && self.is_member(current).await
-                && !self.config.has(Bug::StaleEpochAttestation)
-            {
-                // Every sync is done, those of the current epoch included: attest it too.
-                self.attest(current, AttestationPath::ShardSync);
-            }
+            let epochs = {
+                let mut starting = lock(&self.starting_syncs);
+                starting.held_back.insert(epoch);
+                if starting.outer_tasks > 0 {
+                    return;
+                }
+                std::mem::take(&mut starting.held_back)
+            };
+            self.attest_all_synced(&epochs);
         }
     }
 
-    /// Whether this node is in the committee of `epoch` (from the chain).
-    async fn is_member(&self, epoch: Epoch) -> bool {
-        self.config.has(Bug::NonMemberAttestation)
-            || self
-                .chain
-                .committee(epoch)
-                .await
-                .is_some_and(|c| c.contains(self.ctx.id))
+    /// Every sync is done, the last ones for `epochs`: attests each of them and the current
+    /// epoch, once each, in ascending order.
+    fn attest_all_synced(&self, epochs: &BTreeSet<Epoch>) {
+        // A member only: a node outside an epoch's committee has nothing to attest (a
+        // resumed or locked shard's sync can finish after the node left it).
+        // The committees are cached: the view's from reading it, a sync's own epoch's from
+        // the start of its task (see `shard_sync_loop`).
+        let member = |e: Epoch| {
+            self.config.has(Bug::NonMemberAttestation)
+                || self
+                    .chain
+                    .cached_committee(e)
+                    .is_some_and(|c| c.contains(self.ctx.id))
+        };
+        let current = self.committee_epoch();
+        let mut attest = BTreeSet::new();
+        for &epoch in epochs {
+            if member(epoch) {
+                attest.insert(epoch);
+            }
+            if current > epoch && member(current) && !self.config.has(Bug::StaleEpochAttestation) {
+                // Every sync is done, those of the current epoch included: attest it too.
+                attest.insert(current);
+            }
+        }
+        for epoch in attest {
+            self.attest(epoch, AttestationPath::ShardSync);
+        }
     }
 
     /// Reports `epoch_sync_done(epoch)` with the state of the task map and sends it to the

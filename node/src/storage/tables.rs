@@ -8,7 +8,6 @@
 
 use super::error::StorageError;
 use crate::types::{BlobId, ShardIndex, SliverType};
-use bincode::Options;
 use redb::TableDefinition;
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -109,10 +108,6 @@ pub(crate) fn split_shard_blob_key(
     Ok((ty, BlobId(id)))
 }
 
-fn bincode_options() -> impl Options {
-    bincode::DefaultOptions::new().with_fixint_encoding()
-}
-
 fn checksum(table: &str, key: &[u8], payload: &[u8]) -> [u8; CHECKSUM_LEN] {
     let mut h = blake3::Hasher::new();
     h.update(&(table.len() as u64).to_le_bytes());
@@ -152,22 +147,28 @@ pub(crate) fn open<'a>(
     Ok(payload)
 }
 
-/// bincode (fixint, little endian) encoding of a value.
+/// The postcard encoding of a value, in a buffer of exactly its size.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    bincode_options()
-        .serialize(value)
-        .map_err(|e| StorageError::Codec(e.to_string()))
+    let codec = |e: postcard::Error| StorageError::Codec(e.to_string());
+    let size = postcard::experimental::serialized_size(value).map_err(codec)?;
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(codec)
 }
 
-/// Decodes a payload; allocations are bounded by its length, trailing bytes are refused.
+/// Decodes a payload; allocations are bounded by its length (postcard gives no size hint for
+/// a sequence longer than the input left), trailing bytes are refused.
 pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, StorageError> {
-    bincode_options()
-        .with_limit(payload.len() as u64)
-        .deserialize(payload)
-        .map_err(|e| StorageError::Codec(e.to_string()))
+    let (value, rest) =
+        postcard::take_from_bytes(payload).map_err(|e| StorageError::Codec(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(StorageError::Codec(format!(
+            "{} trailing bytes after the value",
+            rest.len()
+        )));
+    }
+    Ok(value)
 }
 
-/// Seals the bincode encoding of `value`.
+/// Seals the postcard encoding of `value`.
 pub(crate) fn seal_value<T: Serialize>(
     table: &str,
     key: &[u8],
@@ -207,9 +208,15 @@ mod tests {
     }
 
     #[test]
-    fn encoding_matches_plain_bincode_and_round_trips() {
-        let v = (BlobId([3; 32]), SliverType::Secondary);
-        assert_eq!(encode(&v).unwrap(), bincode::serialize(&v).unwrap());
+    fn encoding_is_postcard_and_round_trips() {
+        let v = (BlobId([3; 32]), SliverType::Secondary, 300u64);
+        // The blob id as a byte string (length 32, then its bytes), variant index 1, then 300
+        // as a varint.
+        let mut expected = vec![32u8];
+        expected.extend_from_slice(&[3; 32]);
+        expected.extend_from_slice(&[1, 0xac, 0x02]);
+        assert_eq!(encode(&v).unwrap(), expected);
+        assert_eq!(decode::<(BlobId, SliverType, u64)>(&expected).unwrap(), v);
         let sealed = seal_value("t", b"k", &ShardStatus::LockedToMove).unwrap();
         assert_eq!(
             open_value::<ShardStatus>("t", b"k", &sealed).unwrap(),
@@ -237,8 +244,10 @@ mod tests {
             open_value::<ShardStatus>("t", b"k", &sealed),
             Err(StorageError::Codec(_))
         ));
-        // A huge length prefix does not allocate.
-        let sealed = seal("t", b"k", &u64::MAX.to_le_bytes());
+        // A huge length prefix (a varint of u64::MAX) does not allocate.
+        let mut huge = vec![0xff; 9];
+        huge.push(0x01);
+        let sealed = seal("t", b"k", &huge);
         assert!(matches!(
             open_value::<Vec<u64>>("t", b"k", &sealed),
             Err(StorageError::Codec(_))

@@ -1,7 +1,8 @@
-//! Framing and encoding: `tokio_util`'s length-delimited codec with a size cap, and bincode with
-//! a size limit so a hostile length prefix cannot allocate unbounded memory.
+//! Framing and encoding: `tokio_util`'s length-delimited codec with a size cap (checked before
+//! a frame's buffer is reserved), and `postcard` with a size limit; a hostile length prefix
+//! inside a message cannot allocate unbounded memory either (postcard gives no size hint for a
+//! sequence longer than the input left, and serde caps preallocation).
 
-use bincode::Options;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
@@ -29,25 +30,42 @@ impl WireError {
     }
 }
 
-fn options(limit: usize) -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_limit(limit as u64)
+fn too_large(len: usize, limit: usize) -> WireError {
+    WireError::Malformed(format!(
+        "message of {len} bytes exceeds the limit of {limit}"
+    ))
 }
 
-/// Encodes a message.
+/// Encodes a message into a buffer of exactly its size (measured first, so a message over
+/// `limit` bytes is an error before anything is allocated).
 pub fn encode<T: Serialize>(value: &T, limit: usize) -> Result<Vec<u8>, WireError> {
-    options(limit)
-        .serialize(value)
-        .map_err(|e| WireError::Malformed(e.to_string()))
+    let malformed = |e: postcard::Error| WireError::Malformed(e.to_string());
+    let size = postcard::experimental::serialized_size(value).map_err(malformed)?;
+    if size > limit {
+        return Err(too_large(size, limit));
+    }
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(malformed)
 }
 
 /// Decodes a message, rejecting trailing bytes and anything over `limit`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, WireError> {
-    options(limit)
-        .reject_trailing_bytes()
-        .deserialize(bytes)
-        .map_err(|e| WireError::Malformed(e.to_string()))
+    if bytes.len() > limit {
+        return Err(too_large(bytes.len(), limit));
+    }
+    let what = || {
+        let name = std::any::type_name::<T>();
+        name.rsplit("::").next().unwrap_or(name)
+    };
+    let (value, rest) = postcard::take_from_bytes(bytes)
+        .map_err(|e| WireError::Malformed(format!("{}: {e}", what())))?;
+    if !rest.is_empty() {
+        return Err(WireError::Malformed(format!(
+            "{}: {} trailing bytes",
+            what(),
+            rest.len()
+        )));
+    }
+    Ok(value)
 }
 
 /// The frame codec: a 4-byte big-endian length prefix, frames up to `max_frame_bytes`.
@@ -87,10 +105,21 @@ mod tests {
             decode::<(u32, String)>(&[0xff; 3], 1024),
             Err(WireError::Malformed(_))
         ));
-        // A length prefix claiming 2^60 bytes must not allocate.
-        let huge = [4u8, 0, 0, 0, 0, 0, 0, 16];
+        // A length prefix claiming 2^63 bytes (a varint) must not allocate.
+        let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
         assert!(matches!(
             decode::<Vec<u8>>(&huge, 1024),
+            Err(WireError::Malformed(_))
+        ));
+        // Over the limit, both ways.
+        assert_eq!(
+            encode(&vec![0u8; 2000], 1024),
+            Err(WireError::Malformed(
+                "message of 2002 bytes exceeds the limit of 1024".into()
+            ))
+        );
+        assert!(matches!(
+            decode::<Vec<u8>>(&[0u8; 1025], 1024),
             Err(WireError::Malformed(_))
         ));
     }

@@ -1,5 +1,5 @@
 //! The wire protocol between nodes and clients: length-delimited frames over `turmoil::net` TCP,
-//! bincode-encoded messages, requests from nodes signed with the sender's ed25519 key, and a
+//! postcard-encoded messages, requests from nodes signed with the sender's ed25519 key, and a
 //! timeout on every connect and call.
 
 mod chain_message;
@@ -7,6 +7,9 @@ mod client;
 mod frame;
 mod message;
 mod signing;
+
+#[cfg(test)]
+mod fuzz;
 
 pub use chain_message::{ChainRequest, ChainResponse, EventPage};
 pub use client::{call, CallTimeouts, Pool};

@@ -1,5 +1,6 @@
-//! Arguments shared by several subcommands: the scenario (bugs and cluster size, the standard
-//! scenario unless given, validated by [`RunSpec::validate`] like a run file's), worker
+//! Arguments shared by several subcommands: the scenario (bugs, a size preset and cluster
+//! sizes that override it, the standard scenario unless given, validated by
+//! [`RunSpec::validate`] like a run file's), worker
 //! threads (capped), seed counts and numbers (negative ones get a clear message, not clap's
 //! "unexpected argument"), and `--duration` values such as `10m`.
 
@@ -7,7 +8,8 @@ use super::error::CliError;
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::Args;
 use shardstorm_faults::LockExt;
-use shardstorm_harness::RunSpec;
+use shardstorm_harness::{Preset, RunSpec, SpecError};
+use shardstorm_node::blob::{MAX_SHARDS, MIN_SHARDS};
 use shardstorm_node::Bug;
 use std::time::Duration;
 
@@ -17,18 +19,48 @@ pub struct ScenarioArgs {
     /// Switch a catalogue bug back on (repeatable)
     #[arg(long = "bug", value_name = "NAME", value_parser = bug_parser())]
     pub bugs: Vec<Bug>,
-    /// Storage nodes, 1 to 64 [default: 5]
+    /// Scenario sizes to start from: standard (5 nodes, 20 shards, 6 epochs, 100 blobs) or
+    /// walrus (25 nodes, 1000 shards, 4 epochs, 1000 blobs); --nodes, --shards, --epochs and
+    /// --blobs override it [default: standard]
+    #[arg(long, value_name = "NAME", value_parser = preset_parser())]
+    pub preset: Option<Preset>,
+    /// Storage nodes, 1 to 64 [default: the preset's, 5]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u16>)]
     pub nodes: Option<u16>,
-    /// Shards, 4 to 255 [default: 20]
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u16>)]
+    /// Shards, 4 to 32768 [default: the preset's, 20]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = shard_count)]
     pub shards: Option<u16>,
-    /// Epoch changes [default: 6]
+    /// Epoch changes [default: the preset's, 6]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u32>)]
     pub epochs: Option<u32>,
-    /// Blobs the workload writes, up to 100000 [default: 100]
+    /// Blobs the workload writes, up to 100000 [default: the preset's, 100]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u32>)]
     pub blobs: Option<u32>,
+}
+
+/// The `--preset` values ([`Preset::ALL`]), listed in `--help` and in the error for an unknown
+/// name.
+pub fn preset_parser() -> impl TypedValueParser<Value = Preset> {
+    clap::builder::PossibleValuesParser::new(Preset::ALL.map(|p| PossibleValue::new(p.name())))
+        .try_map(|name: String| name.parse::<Preset>().map_err(|e| e.to_string()))
+}
+
+/// Parses a shard count in the range the erasure code supports, naming the range otherwise
+/// (also for numbers too large for the shard index type, such as 70000).
+pub fn shard_count(text: &str) -> Result<u16, String> {
+    let found = number::<u64>(text)?;
+    u16::try_from(found)
+        .ok()
+        .filter(|n| (MIN_SHARDS..=MAX_SHARDS).contains(n))
+        .ok_or_else(|| {
+            SpecError::OutOfRange {
+                what: "shards",
+                min: MIN_SHARDS.into(),
+                max: MAX_SHARDS.into(),
+                found,
+            }
+            .to_string()
+        })
 }
 
 /// The `--bug` values: the whole catalogue ([`Bug::ALL`]), listed in `--help` and in the error
@@ -38,11 +70,13 @@ pub fn bug_parser() -> impl TypedValueParser<Value = Bug> {
         .try_map(|name: String| name.parse::<Bug>().map_err(|e| e.to_string()))
 }
 
-/// Parses a non-negative whole number, saying so for `-1` or `many`.
+/// Parses a non-negative whole number, saying so for `-1`, `70000` (for a `u16`) or `many`.
 pub fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
     text.trim().parse::<T>().map_err(|_| {
         let what = if text.trim().starts_with('-') {
             "a negative number"
+        } else if text.trim().parse::<u128>().is_ok() {
+            "too large"
         } else {
             "not a whole number"
         };
@@ -59,17 +93,17 @@ pub fn count(text: &str) -> Result<u64, String> {
 }
 
 impl ScenarioArgs {
-    /// The standard scenario with these changes, for `seed`; an error names the size out of
-    /// range.
+    /// The preset's scenario (standard unless given) with these changes, for `seed`; an error
+    /// names the size out of range.
     pub fn spec(&self, seed: u64) -> Result<RunSpec, CliError> {
-        let standard = RunSpec::standard(seed);
+        let base = self.preset.unwrap_or(Preset::Standard).spec(seed);
         let spec = RunSpec {
             bugs: self.bugs.iter().copied().collect(),
-            nodes: self.nodes.unwrap_or(standard.nodes),
-            shards: self.shards.unwrap_or(standard.shards),
-            epochs: self.epochs.unwrap_or(standard.epochs),
-            blobs: self.blobs.unwrap_or(standard.blobs),
-            ..standard
+            nodes: self.nodes.unwrap_or(base.nodes),
+            shards: self.shards.unwrap_or(base.shards),
+            epochs: self.epochs.unwrap_or(base.epochs),
+            blobs: self.blobs.unwrap_or(base.blobs),
+            ..base
         };
         spec.validate()?;
         Ok(spec)
@@ -78,6 +112,7 @@ impl ScenarioArgs {
     /// True when any flag was given (they only apply to `--seed` runs).
     pub fn any_given(&self) -> bool {
         !self.bugs.is_empty()
+            || self.preset.is_some()
             || self.nodes.is_some()
             || self.shards.is_some()
             || self.epochs.is_some()
@@ -88,8 +123,8 @@ impl ScenarioArgs {
     pub fn reject_with_file(&self) -> Result<(), CliError> {
         if self.any_given() {
             return Err(CliError::Usage(
-                "--bug, --nodes, --shards, --epochs and --blobs apply to --seed; a run file \
-                 carries its own"
+                "--bug, --preset, --nodes, --shards, --epochs and --blobs apply to --seed; a \
+                 run file carries its own"
                     .into(),
             ));
         }
@@ -225,7 +260,40 @@ mod tests {
             ..ScenarioArgs::default()
         };
         let err = bad.spec(0).expect_err("3 shards");
-        assert_eq!(err.to_string(), "shards must be from 4 to 255, found 3");
+        assert_eq!(err.to_string(), "shards must be from 4 to 32768, found 3");
+    }
+
+    #[test]
+    fn a_preset_gives_the_sizes_and_flags_override_it() {
+        let walrus = ScenarioArgs {
+            preset: Some(Preset::Walrus),
+            ..ScenarioArgs::default()
+        };
+        assert_eq!(walrus.spec(2).expect("valid"), Preset::Walrus.spec(2));
+        assert!(walrus.reject_with_file().is_err());
+        let smaller = ScenarioArgs {
+            shards: Some(256),
+            epochs: Some(1),
+            ..walrus
+        };
+        let spec = smaller.spec(2).expect("valid");
+        assert_eq!(
+            (spec.nodes, spec.shards, spec.epochs, spec.blobs),
+            (25, 256, 1, 1000)
+        );
+    }
+
+    #[test]
+    fn shard_counts_outside_the_code_are_named() {
+        assert_eq!(shard_count("1000"), Ok(1000));
+        assert_eq!(shard_count("32768"), Ok(32768));
+        for (text, found) in [("0", 0), ("3", 3), ("32769", 32769), ("70000", 70000)] {
+            assert_eq!(
+                shard_count(text),
+                Err(format!("shards must be from 4 to 32768, found {found}"))
+            );
+        }
+        assert!(shard_count("-1").unwrap_err().contains("a negative number"));
     }
 
     #[test]
@@ -234,7 +302,8 @@ mod tests {
         assert!(number::<u64>("-1")
             .unwrap_err()
             .contains("a negative number"));
-        assert!(number::<u16>("70000")
+        assert!(number::<u16>("70000").unwrap_err().contains("too large"));
+        assert!(number::<u16>("7x")
             .unwrap_err()
             .contains("not a whole number"));
         assert!(count("0").unwrap_err().contains("at least 1"));
