@@ -3,8 +3,9 @@
 # machine's slice of the seed space, then shrink every failure and render its report. Outputs
 # (JSON summary, run files, shrunk run files, HTML reports) land in $OUT for the CI artifacts.
 # With WALRUS_SEEDS=N (one shard of the matrix sets it) the machine then also explores N seeds
-# of the Walrus-scale preset (25 nodes, 1000 shards, 1000 blobs, 4 epochs; about 10 CPU s a
-# seed), summary in walrus-summary.json (not merged with the standard slices' summaries).
+# of the Walrus-scale preset (25 nodes, 1000 shards, 1000 blobs, 4 epochs; 10 to 70 CPU s and
+# up to 5 GB of memory a seed, so one worker), summary in walrus-summary.json (not merged with
+# the standard slices' summaries).
 # Usage: ci/nightly.sh SHARD_INDEX SHARD_COUNT [DURATION]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ cargo build --release --quiet
   --start "${NIGHTLY_START:-$(date +%Y%m%d)000000}" --out "$out/runs" --json > "$out/summary.json"
 status=$?
 if [ "${WALRUS_SEEDS:-0}" -gt 0 ]; then
-  ./target/release/shardstorm explore --preset walrus --seeds "$WALRUS_SEEDS" \
+  ./target/release/shardstorm explore --preset walrus --seeds "$WALRUS_SEEDS" --jobs 1 \
     --start "${NIGHTLY_START:-$(date +%Y%m%d)000000}" --out "$out/runs" --json \
     > "$out/walrus-summary.json"
   walrus=$?

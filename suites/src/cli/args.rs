@@ -24,16 +24,16 @@ pub struct ScenarioArgs {
     /// --blobs override it [default: standard]
     #[arg(long, value_name = "NAME", value_parser = preset_parser())]
     pub preset: Option<Preset>,
-    /// Storage nodes, 1 to 64 [default: the preset's, 5]
+    /// Storage nodes, 1 to 64 [default: from --preset, 5 in standard]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u16>)]
     pub nodes: Option<u16>,
-    /// Shards, 4 to 32768 [default: the preset's, 20]
+    /// Shards, 4 to 32768 [default: from --preset, 20 in standard]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = shard_count)]
     pub shards: Option<u16>,
-    /// Epoch changes [default: the preset's, 6]
+    /// Epoch changes [default: from --preset, 6 in standard]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u32>)]
     pub epochs: Option<u32>,
-    /// Blobs the workload writes, up to 100000 [default: the preset's, 100]
+    /// Blobs the workload writes, up to 100000 [default: from --preset, 100 in standard]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = number::<u32>)]
     pub blobs: Option<u32>,
 }
