@@ -70,11 +70,16 @@ pub enum Bug {
     /// recovery skips shards without storage, finds nothing missing, flips to `Active` (N11)
     /// and attests while owned shards do not exist.
     RestartedNodeRecoverySkipsUncreatedShards,
+    /// Found by exploration (seed 2110) once attestations became network calls: a crash while
+    /// `epoch_sync_done` is still being retried against a lossy link loses it; the restarted
+    /// node has nothing left to sync and never attests again, so the epoch change never ends.
+    /// The fixed node keeps the unanswered attestation in storage and sends it on restart.
+    UnansweredAttestationLostOnCrash,
 }
 
 impl Bug {
     /// Every catalogue bug, in catalogue order.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::AbortDropsMetadataRecovery,
         Bug::StaleStatusClobber,
         Bug::MetadataSyncOfUnownedShards,
@@ -92,6 +97,7 @@ impl Bug {
         Bug::ReplayResyncsSyncedShard,
         Bug::StatusReadBeforeChainWait,
         Bug::RestartedNodeRecoverySkipsUncreatedShards,
+        Bug::UnansweredAttestationLostOnCrash,
     ];
 
     /// The catalogue name, as used on the command line and in run files.
@@ -116,6 +122,7 @@ impl Bug {
             Bug::RestartedNodeRecoverySkipsUncreatedShards => {
                 "restarted-node-recovery-skips-uncreated-shards"
             }
+            Bug::UnansweredAttestationLostOnCrash => "unanswered-attestation-lost-on-crash",
         }
     }
 }
@@ -128,7 +135,7 @@ impl fmt::Display for Bug {
 
 /// An unknown bug name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked, node-recovery-stops-on-storage-error, blob-sync-stops-on-storage-error, non-member-attestation, replay-resyncs-synced-shard, status-read-before-chain-wait, restarted-node-recovery-skips-uncreated-shards)")]
+#[error("unknown bug `{0}` (known: abort-drops-metadata-recovery, stale-status-clobber, metadata-sync-of-unowned-shards, blind-completion-clobbers-lock, progress-timer-never-reset, completion-window, dropped-shard-sync-blocks-attestation, recovery-clobbers-running-sync, stale-epoch-attestation, stale-active-shard-regained, regained-locked-shard-stays-locked, node-recovery-stops-on-storage-error, blob-sync-stops-on-storage-error, non-member-attestation, replay-resyncs-synced-shard, status-read-before-chain-wait, restarted-node-recovery-skips-uncreated-shards, unanswered-attestation-lost-on-crash)")]
 pub struct UnknownBug(pub String);
 
 impl std::str::FromStr for Bug {

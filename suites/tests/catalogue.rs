@@ -134,6 +134,7 @@ const TESTED: &[Bug] = &[
     Bug::ReplayResyncsSyncedShard,
     Bug::StatusReadBeforeChainWait,
     Bug::RestartedNodeRecoverySkipsUncreatedShards,
+    Bug::UnansweredAttestationLostOnCrash,
 ];
 
 #[test]
@@ -247,4 +248,10 @@ fn status_read_before_chain_wait_found_blind() {
 #[ignore = "slow: found at seed 483 by a campaign on the fixed node (the chain-host build before the coding swap)"]
 fn restarted_node_recovery_skips_uncreated_shards_found_blind() {
     blind(Bug::RestartedNodeRecoverySkipsUncreatedShards, budget(1000));
+}
+
+#[test]
+#[ignore = "slow: found at seed 2110 (explore --start 2000 --seeds 400, on the fixed node)"]
+fn unanswered_attestation_lost_on_crash_found_blind() {
+    blind(Bug::UnansweredAttestationLostOnCrash, budget(1000));
 }

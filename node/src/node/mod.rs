@@ -60,7 +60,7 @@ struct OuterSlot {
 pub struct Node {
     ctx: NodeCtx,
     config: NodeConfig,
-    storage: Storage,
+    storage: Arc<Storage>,
     /// The node's client of the chain host.
     chain: Arc<ChainClient>,
     encoding: EncodingConfig,
@@ -104,7 +104,7 @@ impl Node {
         Self {
             ctx: setup.ctx.clone(),
             config: setup.config.clone(),
-            storage,
+            storage: Arc::new(storage),
             chain,
             encoding: setup.encoding.clone(),
             key: setup.key.clone(),
@@ -251,6 +251,14 @@ impl Node {
             .await?;
         }
         self.clone().restart_syncs().await?;
+        if self
+            .config
+            .has(crate::Bug::UnansweredAttestationLostOnCrash)
+        {
+            // The reference: an attestation in flight at the crash is gone.
+        } else if let Some(epoch) = self.storage.unanswered_attestation()? {
+            self.send_attestation(epoch);
+        }
         if let Some(crate::NodeStatus::RecoveryInProgress(e)) = self.storage.node_status()? {
             self.clone().restart_node_recovery(e);
         }

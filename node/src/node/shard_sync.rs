@@ -422,10 +422,23 @@ impl Node {
             tasks_in_flight: in_flight,
             tasks_failed: failed,
         });
-        let (chain, node) = (self.chain.clone(), self.ctx.id);
+        if let Err(e) = self.storage.set_unanswered_attestation(Some(epoch)) {
+            tracing::warn!(node = %self.ctx.id, epoch, error = %e, "attestation outbox not written");
+        }
+        self.send_attestation(epoch);
+    }
+
+    /// Sends `epoch_sync_done(epoch)` from a task of its own until the chain answers, then
+    /// clears the outbox if it still holds this epoch. A crash before the answer leaves the
+    /// outbox set, and the restarted node sends it again (the chain counts a node once).
+    pub(super) fn send_attestation(&self, epoch: Epoch) {
+        let (chain, storage, node) = (self.chain.clone(), self.storage.clone(), self.ctx.id);
         node_spawn(&self.ctx.fail, async move {
             let outcome = chain.epoch_sync_done(epoch).await;
             tracing::info!(%node, epoch, ?outcome, "attestation answered");
+            if storage.unanswered_attestation().ok().flatten() == Some(epoch) {
+                let _ = storage.set_unanswered_attestation(None);
+            }
         });
     }
 

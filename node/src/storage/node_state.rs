@@ -1,7 +1,8 @@
 //! Node-level state: the node status (blind overwrite, spec 1.1) and the event cursor.
 
 use super::tables::{
-    open_value, seal_value, KEY_EVENT_CURSOR, KEY_GAINED_EPOCH, KEY_NODE_STATUS, NODE, NODE_NAME,
+    open_value, seal_value, KEY_EVENT_CURSOR, KEY_GAINED_EPOCH, KEY_NODE_STATUS,
+    KEY_UNANSWERED_ATTESTATION, NODE, NODE_NAME,
 };
 use super::{Storage, StorageError, WriteKind};
 use crate::status::NodeStatus;
@@ -40,6 +41,20 @@ impl Storage {
     pub fn set_gained_epoch(&self, epoch: u64) -> Result<(), StorageError> {
         self.write(WriteKind::Put, |txn| {
             put_node(txn, KEY_GAINED_EPOCH, &epoch)
+        })
+    }
+
+    /// The epoch of the last `epoch_sync_done` sent and not yet answered by the chain (an
+    /// outbox: a restart sends it again).
+    pub fn unanswered_attestation(&self) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .read_node::<Option<u64>>(KEY_UNANSWERED_ATTESTATION)?
+            .flatten())
+    }
+
+    pub fn set_unanswered_attestation(&self, epoch: Option<u64>) -> Result<(), StorageError> {
+        self.write(WriteKind::Put, |txn| {
+            put_node(txn, KEY_UNANSWERED_ATTESTATION, &epoch)
         })
     }
 

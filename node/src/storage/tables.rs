@@ -51,6 +51,7 @@ pub(crate) const BLOB_INFO: TableDefinition<&[u8; 32], &[u8]> =
 pub(crate) const KEY_NODE_STATUS: &str = "node_status";
 pub(crate) const KEY_EVENT_CURSOR: &str = "event_cursor";
 pub(crate) const KEY_GAINED_EPOCH: &str = "gained_epoch";
+pub(crate) const KEY_UNANSWERED_ATTESTATION: &str = "unanswered_attestation";
 
 const CHECKSUM_LEN: usize = 8;
 
