@@ -373,7 +373,16 @@ impl Chain {
 
     /// Every `epoch_sync_done` the chain received, in arrival order.
     pub fn received_attestations(&self) -> Vec<ReceivedAttestation> {
-        self.lock().received.clone()
+        self.received_attestations_since(0)
+    }
+
+    /// The received attestations from position `from` of the log on.
+    pub fn received_attestations_since(&self, from: usize) -> Vec<ReceivedAttestation> {
+        self.lock()
+            .received
+            .get(from..)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// Nodes that attested `epoch`.

@@ -70,9 +70,9 @@ impl Checker for AttestationChecker {
     }
 
     fn check_state(&mut self, cx: &StateCx<'_>) -> Option<Found> {
-        let received = cx.chain.received_attestations();
-        let checked = self.received_checked.insert(cx.node, received.len());
-        let new = received.get(checked.unwrap_or(0)..).unwrap_or_default();
+        let checked = self.received_checked.entry(cx.node).or_default();
+        let new = cx.chain.received_attestations_since(*checked);
+        *checked += new.len();
         if let Some(r) = new
             .iter()
             .find(|r| r.node == cx.node && r.outcome == AttestationOutcome::NotMember)
