@@ -197,7 +197,8 @@ fn extent(schedule: &Schedule, i: usize, t: Duration, n_nodes: usize) -> Option<
         | Fault::StatusChange { .. }
         | Fault::ClearFailPoint { .. }
         | Fault::OpenGate { .. }
-        | Fault::EpochChange => None,
+        | Fault::EpochChange
+        | Fault::Reshuffle { .. } => None,
     }
 }
 

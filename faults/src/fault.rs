@@ -72,6 +72,9 @@ pub enum Fault {
     OpenGate { node: Option<String>, point: String },
     /// Bring the next planned epoch change forward to now (as soon as the current one ended).
     EpochChange,
+    /// Redraw the committee churn of every later epoch change from this seed (the churn
+    /// before it is unchanged).
+    Reshuffle { seed: u64 },
 }
 
 impl Fault {
@@ -96,6 +99,7 @@ impl Fault {
             Fault::ClearFailPoint { .. } => "clear-failpoint",
             Fault::OpenGate { .. } => "open-gate",
             Fault::EpochChange => "epoch-change",
+            Fault::Reshuffle { .. } => "reshuffle",
         }
     }
 
@@ -300,6 +304,7 @@ impl fmt::Display for Fault {
             Fault::ClearFailPoint { point } => write!(f, "{kw} {point}"),
             Fault::OpenGate { node, point } => write!(f, "{kw} {} {point}", fmt_selector(node)),
             Fault::EpochChange => f.write_str(kw),
+            Fault::Reshuffle { seed } => write!(f, "{kw} {seed}"),
         }
     }
 }
@@ -399,6 +404,14 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    fn seed(&mut self) -> Result<u64, FaultParseError> {
+        let token = self.next();
+        match token.map(str::parse::<u64>) {
+            Some(Ok(seed)) => Ok(seed),
+            _ => self.err("a seed (an unsigned 64-bit number)", token),
+        }
+    }
+
     fn direction(&mut self) -> Result<LinkDirection, FaultParseError> {
         match self.next() {
             Some(t) => t
@@ -450,7 +463,7 @@ impl<'a> Cursor<'a> {
 const KEYWORDS: &str = "crash, restart, crash-restart, partition, partition-oneway, \
 chain-partition, loss, \
 latency, hold, disk-eio, disk-torn, disk-corrupt, status, byzantine, failpoint, \
-clear-failpoint, open-gate or epoch-change";
+clear-failpoint, open-gate, epoch-change or reshuffle";
 
 impl FromStr for Fault {
     type Err = FaultParseError;
@@ -522,6 +535,7 @@ fn parse_body(keyword: &str, c: &mut Cursor<'_>) -> Result<Fault, FaultParseErro
             point: c.point()?,
         },
         "epoch-change" => Fault::EpochChange,
+        "reshuffle" => Fault::Reshuffle { seed: c.seed()? },
         other => {
             return Err(FaultParseError(format!(
                 "unknown fault {other:?} (expected {KEYWORDS})"
@@ -596,6 +610,8 @@ mod tests {
             "clear-failpoint sync.metadata.pause",
             "open-gate n1 sync.metadata.pause",
             "open-gate * sync.metadata.pause",
+            "epoch-change",
+            "reshuffle 18446744073709551615",
         ];
         for line in lines {
             round_trip(line);
@@ -657,5 +673,7 @@ mod tests {
             "expected both, to-chain or from-chain after chain-partition, found \"sideways\""
         ));
         assert!(bad("").contains("expected a fault"));
+        assert!(bad("reshuffle -3").contains("expected a seed"));
+        assert!(bad("reshuffle").contains("found end of line"));
     }
 }

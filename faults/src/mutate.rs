@@ -145,10 +145,13 @@ pub enum Operator {
     Splice,
     /// Redraws the committee churn probabilities (shard moves, membership changes).
     Churn,
+    /// Redraws the committee churn from a moment on (a `reshuffle`): the committees before
+    /// it stay, the later ones differ.
+    Reshuffle,
 }
 
 impl Operator {
-    pub const ALL: [Operator; 9] = [
+    pub const ALL: [Operator; 10] = [
         Operator::AddFault,
         Operator::RemoveFault,
         Operator::MoveFault,
@@ -158,6 +161,7 @@ impl Operator {
         Operator::EpochLength,
         Operator::Splice,
         Operator::Churn,
+        Operator::Reshuffle,
     ];
 
     pub fn name(self) -> &'static str {
@@ -171,6 +175,7 @@ impl Operator {
             Operator::EpochLength => "epoch-length",
             Operator::Splice => "splice",
             Operator::Churn => "churn",
+            Operator::Reshuffle => "reshuffle",
         }
     }
 }
@@ -294,6 +299,14 @@ pub fn mutate<R: Rng>(
                 knobs.churn_membership = quantize(rng.random_range(0.1..0.9));
             }
         }
+        Operator::Reshuffle => {
+            let at = Duration::from_millis(rng.random_range(0..horizon_ms.max(1)));
+            reshuffle(rng, &mut gs, at);
+            if !churns(&knobs) {
+                // Nothing to redraw: the child also moves shards.
+                knobs.churn_move = (rng.random_range(0.2..1.0f64) * 1000.0).round() / 1000.0;
+            }
+        }
         Operator::Splice => {
             let other = other?;
             let cut = Duration::from_millis(rng.random_range(0..horizon_ms.max(1)));
@@ -328,6 +341,34 @@ pub fn fork(parent: &Schedule, fresh: &Schedule, at: Duration, nodes: usize) -> 
         }
     }
     from_groups(&gs)
+}
+
+/// Moves an existing `reshuffle` to `at` with a new seed half the time, else adds one at `at`.
+pub fn reshuffle<R: Rng>(rng: &mut R, gs: &mut Vec<Group>, at: Duration) {
+    let entry = ScheduleEntry::Timed {
+        at,
+        fault: Fault::Reshuffle { seed: rng.random() },
+    };
+    let existing = pick(rng, gs, |g| {
+        matches!(
+            g.entries.first(),
+            Some(ScheduleEntry::Timed {
+                fault: Fault::Reshuffle { .. },
+                ..
+            })
+        )
+    });
+    match existing {
+        Some(i) if rng.random_bool(0.5) => gs[i].entries[0] = entry,
+        _ => gs.push(Group {
+            entries: vec![entry],
+        }),
+    }
+}
+
+/// True when the knobs move shards or change membership at epoch changes.
+pub fn churns(knobs: &Knobs) -> bool {
+    knobs.churn_move > 0.0 || knobs.churn_membership > 0.0
 }
 
 /// The index of a random group that `keep` accepts.

@@ -110,7 +110,8 @@ pub fn apply(
         Fault::FailPoint { .. }
         | Fault::ClearFailPoint { .. }
         | Fault::OpenGate { .. }
-        | Fault::EpochChange => {}
+        | Fault::EpochChange
+        | Fault::Reshuffle { .. } => {}
     }
     Vec::new()
 }

@@ -23,6 +23,13 @@ pub fn top_gainer(
         .map(|(n, _)| n)
 }
 
+/// The churn's random stream for a run seed, or for the seed of a `reshuffle` (the churn of
+/// every epoch change after it).
+pub fn churn_rng(seed: u64) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x0063_6875_726e)
+}
+
 /// Never shrink the committee below this many members.
 const MIN_MEMBERS: usize = 3;
 

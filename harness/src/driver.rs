@@ -4,7 +4,7 @@
 //! heals everything, runs one last epoch change without churn, and audits convergence.
 
 use crate::apply::{self, Undo};
-use crate::churn::{next_committee, top_gainer};
+use crate::churn::{churn_rng, next_committee, top_gainer};
 use crate::cluster::{Cluster, MAX_LATENCY};
 use crate::monitor::{Monitor, Stepped};
 use crate::node_control::{Control, ControlCommand};
@@ -13,7 +13,6 @@ use crate::run_spec::RunSpec;
 use crate::trace::{ChainNote, HarnessEvent, TraceKind};
 use crate::trigger::Trigger;
 use crate::workload::WorkloadLog;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use shardstorm_faults::{Knobs, Schedule, ScheduleEntry};
 use shardstorm_node::{NodeId, NodeStatus, ProbeEvent, ShardStatus};
@@ -95,7 +94,7 @@ impl Driver {
             undo_seq: 0,
             restarts: BTreeMap::new(),
             deferred_status: Vec::new(),
-            churn: ChaCha8Rng::seed_from_u64(seed ^ 0x0063_6875_726e),
+            churn: churn_rng(seed),
             epochs_planned: epochs,
             epochs_started: 0,
             max_latency,
@@ -173,8 +172,10 @@ impl Driver {
 
     fn apply_fault(&mut self, fault: &shardstorm_faults::Fault) {
         let now = self.now_ms();
-        if matches!(fault, shardstorm_faults::Fault::EpochChange) {
-            self.bring_epoch_change_forward(now);
+        match fault {
+            shardstorm_faults::Fault::EpochChange => self.bring_epoch_change_forward(now),
+            shardstorm_faults::Fault::Reshuffle { seed } => self.churn = churn_rng(*seed),
+            _ => {}
         }
         for (after, undo) in apply::apply(
             &mut self.cluster,

@@ -701,7 +701,8 @@ fn fault_scope(fault: &Fault) -> Scope {
         Fault::MessageLoss { .. }
         | Fault::LatencySpike { .. }
         | Fault::ClearFailPoint { .. }
-        | Fault::EpochChange => Scope::All,
+        | Fault::EpochChange
+        | Fault::Reshuffle { .. } => Scope::All,
     }
 }
 

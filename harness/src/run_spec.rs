@@ -344,7 +344,10 @@ fn check_entry(entry: &ScheduleEntry, names: &[String]) -> Result<(), SpecError>
             }
             point(p)?;
         }
-        Fault::MessageLoss { .. } | Fault::LatencySpike { .. } | Fault::EpochChange => {}
+        Fault::MessageLoss { .. }
+        | Fault::LatencySpike { .. }
+        | Fault::EpochChange
+        | Fault::Reshuffle { .. } => {}
     }
     Ok(())
 }

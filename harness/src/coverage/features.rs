@@ -7,7 +7,13 @@
 //!   that instant (metadata recovery running, a shard sync running, a shard recovering, an
 //!   epoch change in progress, a restart in progress, catch-up, node recovery) and, one
 //!   feature per kind, with the fault kinds active on the node itself or elsewhere;
-//! - ordered pairs of a node's protocol events within [`PAIR_WINDOW_MS`].
+//! - ordered pairs of a node's protocol events within [`PAIR_WINDOW_MS`];
+//! - the last [`HISTORY`] steps of each state machine of the spec, whatever the time between
+//!   them: of each node (its status writes, starts, crashes, epoch changes, metadata
+//!   recovery, attestations) and of each shard on each node (its status writes, whether its
+//!   own sync ran at that moment, creation, drop, sync start and end, recovery, the node's
+//!   starts and crashes). A shard that was locked while its sync ran and is later gained
+//!   again is a history no shorter feature tells apart.
 //!
 //! Every feature counts its occurrences; the feature kept is (feature, AFL hit-count bucket)
 //! hashed into a `u64` ([`Features::hashes`]), so reaching a state more often is new too.
@@ -30,6 +36,8 @@ pub const RESTART_WINDOW_MS: u64 = 2000;
 const STATUS_FAULT_MS: u64 = 1000;
 /// The most recent distinct event classes of a node kept for pairing.
 const PAIR_DEPTH: usize = 6;
+/// Steps of a node's or a shard's history one feature holds.
+pub const HISTORY: usize = 3;
 
 /// The node's concurrent activity at an instant, one bit each.
 pub mod activity {
@@ -127,6 +135,76 @@ pub enum Feature {
         first: u16,
         then: u16,
     },
+    /// The last [`HISTORY`] steps of a node (oldest first, see [`step`]).
+    NodeHistory {
+        steps: [u16; HISTORY],
+    },
+    /// The last [`HISTORY`] steps of one shard on one node (oldest first, see [`step`]).
+    ShardHistory {
+        steps: [u16; HISTORY],
+    },
+}
+
+/// Steps of the node and shard histories: high byte the kind, low byte a detail.
+pub mod step {
+    /// A status write: detail `to << 4 | writer`.
+    pub const STATUS: u16 = 1 << 8;
+    /// A shard status write while the shard's own sync ran: detail as [`STATUS`].
+    pub const STATUS_IN_SYNC: u16 = 2 << 8;
+    pub const CREATED: u16 = 3 << 8;
+    pub const DROPPED: u16 = 4 << 8;
+    pub const SYNC_START: u16 = 5 << 8;
+    /// Detail: the outcome (1 success, 2 failed, 3 crash, 4 cancelled).
+    pub const SYNC_FINISH: u16 = 6 << 8;
+    pub const RECOVERY: u16 = 7 << 8;
+    pub const STARTED: u16 = 8 << 8;
+    pub const CRASHED: u16 = 9 << 8;
+    pub const EPOCH_START: u16 = 10 << 8;
+    /// Detail: 1 finished, 0 failed.
+    pub const MDREC: u16 = 11 << 8;
+    pub const MDREC_START: u16 = 12 << 8;
+    pub const ABORTED: u16 = 13 << 8;
+    /// Detail: the attestation path.
+    pub const ATTESTED: u16 = 14 << 8;
+    pub const NODE_RECOVERY: u16 = 15 << 8;
+
+    pub(super) const NAMES: [&str; 16] = [
+        "-",
+        "status",
+        "status-in-sync",
+        "created",
+        "dropped",
+        "sync-start",
+        "sync-finish",
+        "recovery",
+        "started",
+        "crashed",
+        "epoch-change",
+        "mdrec-finish",
+        "mdrec-start",
+        "aborted",
+        "attested",
+        "node-recovery",
+    ];
+}
+
+/// A node's or a shard's last steps, most recent last.
+#[derive(Debug, Default, Clone)]
+struct History {
+    steps: [u16; HISTORY],
+}
+
+impl History {
+    /// Appends `step`; the history after it, or `None` when it repeats the last step (a
+    /// repeat is not a step).
+    fn push(&mut self, step: u16) -> Option<[u16; HISTORY]> {
+        if self.steps[HISTORY - 1] == step {
+            return None;
+        }
+        self.steps.rotate_left(1);
+        self.steps[HISTORY - 1] = step;
+        Some(self.steps)
+    }
 }
 
 /// AFL's hit-count buckets: 1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128+.
@@ -215,6 +293,15 @@ impl Feature {
                 (fault as u64) << 1 | u64::from(on_self),
             ),
             Feature::Pair { first, then } => (10, first.into(), then.into(), 0, 0),
+            Feature::NodeHistory { steps } | Feature::ShardHistory { steps } => {
+                let tag: u64 = if matches!(self, Feature::NodeHistory { .. }) {
+                    11
+                } else {
+                    12
+                };
+                let [x, y, z] = steps.map(u64::from);
+                return tag << 56 | x << 32 | y << 16 | z;
+            }
         };
         tag << 56 | a << 40 | b << 24 | c << 16 | d
     }
@@ -390,8 +477,42 @@ impl fmt::Display for Feature {
             Feature::Pair { first, then } => {
                 write!(f, "{} then {}", class_text(first), class_text(then))
             }
+            Feature::NodeHistory { steps } => {
+                write!(
+                    f,
+                    "node history {}",
+                    history_text(&steps, &NODE_STATUS_NAMES)
+                )
+            }
+            Feature::ShardHistory { steps } => write!(
+                f,
+                "shard history {}",
+                history_text(&steps, &SHARD_STATUS_NAMES)
+            ),
         }
     }
+}
+
+fn history_text(steps: &[u16], statuses: &[&'static str]) -> String {
+    let text: Vec<String> = steps
+        .iter()
+        .filter(|s| **s != 0)
+        .map(|s| {
+            let (kind, detail) = (*s & 0xff00, (*s & 0xff) as u8);
+            let name = step::NAMES
+                .get(usize::from(*s >> 8))
+                .copied()
+                .unwrap_or("?");
+            match kind {
+                step::STATUS | step::STATUS_IN_SYNC => {
+                    format!("{name}:{}/{}", name_of(statuses, detail >> 4), detail & 0xf)
+                }
+                _ if detail != 0 => format!("{name}:{detail}"),
+                _ => name.to_string(),
+            }
+        })
+        .collect();
+    text.join(" > ")
 }
 
 fn node_status_code(s: &NodeStatus) -> u8 {
@@ -580,6 +701,8 @@ struct NodeState {
     started_ms: Option<u64>,
     /// Recent distinct event classes, most recent last.
     recent: Vec<(u16, u64)>,
+    history: History,
+    shards: BTreeMap<u16, History>,
 }
 
 impl NodeState {
@@ -752,7 +875,10 @@ impl Features {
                     .retain(|f| f.point.as_deref() != Some(point.as_str()));
                 return;
             }
-            Fault::DiskTornOnCrash { .. } | Fault::OpenGate { .. } | Fault::EpochChange => return,
+            Fault::DiskTornOnCrash { .. }
+            | Fault::OpenGate { .. }
+            | Fault::EpochChange
+            | Fault::Reshuffle { .. } => return,
         };
         self.faults.push(active);
     }
@@ -791,13 +917,100 @@ impl Features {
             (TraceKind::Harness(HarnessEvent::Crashed), Some(node)) => {
                 self.node(node).crashed();
                 self.pair(node, class::CRASHED, t);
+                self.every_history(node, step::CRASHED, t);
             }
             _ => {}
         }
     }
 
+    /// Appends `step` to the node's history (`shard: None`) or to one shard's.
+    fn history(&mut self, node: NodeId, shard: Option<u16>, step: u16, t: u64) {
+        let state = self.node(node);
+        let history = match shard {
+            None => &mut state.history,
+            Some(s) => state.shards.entry(s).or_default(),
+        };
+        if let Some(steps) = history.push(step) {
+            let feature = match shard {
+                None => Feature::NodeHistory { steps },
+                Some(_) => Feature::ShardHistory { steps },
+            };
+            self.count(feature, t);
+        }
+    }
+
+    /// Appends `step` to the node's history and to that of every shard it has held.
+    fn every_history(&mut self, node: NodeId, step: u16, t: u64) {
+        self.history(node, None, step, t);
+        let shards: Vec<u16> = self.node(node).shards.keys().copied().collect();
+        for shard in shards {
+            self.history(node, Some(shard), step, t);
+        }
+    }
+
+    /// The history step of a probe event: (its shard, or `None` for the node's, the step).
+    fn history_step(&self, node: NodeId, p: &ProbeEvent) -> Option<(Option<u16>, u16)> {
+        use ProbeEvent::*;
+        let status = |to: u8, writer: u8| u16::from(to) << 4 | u16::from(writer);
+        Some(match p {
+            NodeStatus { to, writer, .. } => (
+                None,
+                step::STATUS | status(node_status_code(to), node_writer_code(*writer)),
+            ),
+            ShardStatus {
+                shard, to, writer, ..
+            } => {
+                let in_sync = self
+                    .nodes
+                    .get(&node)
+                    .is_some_and(|s| s.syncs.contains_key(&shard.0));
+                let kind = if in_sync {
+                    step::STATUS_IN_SYNC
+                } else {
+                    step::STATUS
+                };
+                let detail = status(shard_status_code(to), shard_writer_code(*writer));
+                (Some(shard.0), kind | detail)
+            }
+            ShardCreated { shard } => (Some(shard.0), step::CREATED),
+            ShardDropped { shard } => (Some(shard.0), step::DROPPED),
+            SyncStart { shard, .. } => (Some(shard.0), step::SYNC_START),
+            SyncFinish { shard, outcome, .. } => {
+                let outcome = match outcome {
+                    SyncOutcome::Success => 1,
+                    SyncOutcome::Failed => 2,
+                    SyncOutcome::SimulatedCrash => 3,
+                    SyncOutcome::Cancelled => 4,
+                };
+                (Some(shard.0), step::SYNC_FINISH | outcome)
+            }
+            DirectRecovery { shard, .. } | RecoveryStart { shard, .. } => {
+                (Some(shard.0), step::RECOVERY)
+            }
+            EpochChangeStart { .. } => (None, step::EPOCH_START),
+            MetadataRecoveryStart { .. } => (None, step::MDREC_START),
+            MetadataRecoveryFinish { ok, .. } => (None, step::MDREC | u16::from(*ok)),
+            OuterTaskAborted { .. } => (None, step::ABORTED),
+            Attestation { path, .. } => {
+                let path = match path {
+                    AttestationPath::ShardSync => 1,
+                    AttestationPath::Finisher => 2,
+                    AttestationPath::NodeRecovery => 3,
+                };
+                (None, step::ATTESTED | path)
+            }
+            NodeRecoveryStart { .. } => (None, step::NODE_RECOVERY),
+            _ => return None,
+        })
+    }
+
     fn on_probe(&mut self, node: NodeId, p: &ProbeEvent, t: u64) {
         let class = probe_class(p);
+        if matches!(p, ProbeEvent::Started) {
+            self.every_history(node, step::STARTED, t);
+        } else if let Some((shard, step)) = self.history_step(node, p) {
+            self.history(node, shard, step, t);
+        }
         match p {
             ProbeEvent::Started => {
                 let state = self.node(node);

@@ -236,3 +236,86 @@ fn a_crash_ends_the_nodes_activity() {
     };
     assert_eq!(has(&f, shard), Some(1), "{text}");
 }
+
+fn shard_probe(t_ms: u64, p: ProbeEvent) -> TraceEvent {
+    probe(t_ms, 1, p)
+}
+
+fn shard_status(to: ShardStatus, writer: SW) -> ProbeEvent {
+    ProbeEvent::ShardStatus {
+        shard: ShardIndex(4),
+        from: None,
+        to,
+        writer,
+        epoch: 2,
+    }
+}
+
+/// Shard 4 of n1 gained (S2), locked (S5) while its sync runs or after it ended, then gained
+/// again (S2).
+fn lock_and_regain(sync_still_running: bool) -> Vec<TraceEvent> {
+    let sync_start = ProbeEvent::SyncStart {
+        shard: ShardIndex(4),
+        epoch: 2,
+    };
+    let sync_end = ProbeEvent::SyncFinish {
+        shard: ShardIndex(4),
+        epoch: 2,
+        outcome: shardstorm_node::ctx::SyncOutcome::Success,
+    };
+    let mut t = vec![
+        shard_probe(100, shard_status(ShardStatus::ActiveSync, SW::S2)),
+        shard_probe(200, sync_start),
+    ];
+    let lock = shard_probe(900, shard_status(ShardStatus::LockedToMove, SW::S5));
+    if sync_still_running {
+        t.extend([lock, shard_probe(1000, sync_end)]);
+    } else {
+        t.extend([shard_probe(800, sync_end), lock]);
+    }
+    t.push(shard_probe(
+        5000,
+        shard_status(ShardStatus::ActiveSync, SW::S2),
+    ));
+    t
+}
+
+#[test]
+fn shard_histories_tell_a_lock_during_the_sync_from_one_after_it() {
+    let during = Features::of_run(&lock_and_regain(true), &[]);
+    let after = Features::of_run(&lock_and_regain(false), &[]);
+    let text = during.describe().join("\n");
+    assert!(
+        text.contains(
+            "shard history status-in-sync:LockedToMove/5 > sync-finish:1 > status:ActiveSync/2 x1"
+        ),
+        "{text}"
+    );
+    let text = after.describe().join("\n");
+    assert!(
+        text.contains(
+            "shard history sync-finish:1 > status:LockedToMove/5 > status:ActiveSync/2 x1"
+        ),
+        "{text}"
+    );
+    // The histories differ; every shorter feature of the two runs is the same.
+    let histories = |f: &Features| -> Vec<Feature> {
+        f.counted()
+            .map(|(f, _)| *f)
+            .filter(|f| matches!(f, Feature::ShardHistory { .. }))
+            .collect()
+    };
+    assert_ne!(histories(&during), histories(&after));
+}
+
+#[test]
+fn a_restart_is_a_step_of_every_shard_the_node_held() {
+    let mut t = lock_and_regain(false);
+    t.insert(4, probe(3000, 1, ProbeEvent::Started));
+    let text = Features::of_run(&t, &[]).describe().join("\n");
+    assert!(
+        text.contains("shard history status:LockedToMove/5 > started > status:ActiveSync/2 x1"),
+        "{text}"
+    );
+    assert!(text.contains("node history started x1"), "{text}");
+}

@@ -49,6 +49,8 @@ pub const FORKS: usize = 3;
 const MAX_FORKS_QUEUED: usize = 4 * BATCH;
 /// Operators stacked on one child at most.
 const MAX_STACK: usize = 3;
+/// Share of forks whose suffix also redraws the committee churn.
+const RESHUFFLE_SHARE: f64 = 0.5;
 /// Share of mutated children that also take a new seed.
 const RESEED_SHARE: f64 = 0.5;
 /// Tries to find an applicable mutation before falling back to a fresh seed.
@@ -231,7 +233,13 @@ impl State {
         let shape = self.shape(&knobs, &fork.parent);
         let fresh = Nemesis::schedule_weighted(rng.random(), &knobs, &shape, Some(weights));
         let at = Duration::from_millis(fork.at_ms);
-        let schedule = mutate::fork(&parent_schedule, &fresh, at, shape.nodes.len());
+        let mut schedule = mutate::fork(&parent_schedule, &fresh, at, shape.nodes.len());
+        if mutate::churns(&knobs) && rng.random_bool(RESHUFFLE_SHARE) {
+            // The suffix also takes committees of its own.
+            let mut gs = mutate::groups(&schedule);
+            mutate::reshuffle(rng, &mut gs, at);
+            schedule = mutate::from_groups(&gs);
+        }
         if !mutate::admissible(&schedule, shape.nodes.len(), shape.duration) {
             return None;
         }

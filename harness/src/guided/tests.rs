@@ -78,3 +78,46 @@ fn pick_weighted_prefers_energy_and_spreads_over_picks() {
     assert!(heavy > 850, "{heavy}");
     assert_eq!(pick_weighted(&mut rng, &[], |_| 0), None);
 }
+
+/// The committees a run's epoch changes installed, with their start times (ms).
+fn committees(spec: &RunSpec) -> Vec<(u64, String)> {
+    let result = crate::run::run(spec);
+    result
+        .trace
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            crate::trace::TraceKind::Chain(crate::trace::ChainNote::EpochChange {
+                summary,
+                ..
+            }) => Some((e.t_ms, summary.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_reshuffle_keeps_the_committees_before_it_and_redraws_the_later_ones() {
+    let mut spec = RunSpec::standard(5);
+    spec.blobs = 4;
+    spec.epochs = 4;
+    let mut knobs = Knobs::quiet();
+    knobs.churn_move = 1.0;
+    knobs.churn_membership = 0.5;
+    knobs.epoch_ms = 5_000;
+    spec.knobs = Some(knobs);
+    spec.schedule = Some(shardstorm_faults::Schedule::default());
+    let plain = committees(&spec);
+    assert!(plain.len() >= 4, "{plain:?}");
+    // A reshuffle between the second and the third epoch change.
+    let at = (plain[1].0 + plain[2].0) / 2;
+    let mut schedule = shardstorm_faults::Schedule::default();
+    schedule.at(
+        Duration::from_millis(at),
+        shardstorm_faults::Fault::Reshuffle { seed: 99 },
+    );
+    spec.schedule = Some(schedule);
+    let reshuffled = committees(&spec);
+    assert_eq!(reshuffled[..2], plain[..2], "the prefix replays exactly");
+    assert_ne!(reshuffled[2..], plain[2..], "later committees are redrawn");
+}
