@@ -307,11 +307,14 @@ impl Feature {
     }
 
     /// The hit-count bucket of `count` occurrences: AFL's, except that how often a fail point
-    /// was evaluated only counts as reached or not (that count measures the workload's
-    /// volume, not a state, and would make every run look new).
+    /// was evaluated, or a history was seen, only counts as reached or not (those counts
+    /// measure the workload's volume and the number of shards, not a state, and would make
+    /// every run look new).
     pub fn bucket(&self, count: u64) -> u8 {
         match self {
-            Feature::PointReached { .. } => u8::from(count > 0),
+            Feature::PointReached { .. }
+            | Feature::NodeHistory { .. }
+            | Feature::ShardHistory { .. } => u8::from(count > 0),
             _ => bucket(count),
         }
     }
