@@ -7,7 +7,9 @@
 //! armed fail point toward rarely reached points, change its action, move an epoch change,
 //! stretch the epoch length, splice two entries), or a fork: when a run reaches a feature the
 //! campaign has seen fewer than [`FORK_BELOW`] times, [`FORKS`] runs keep its seed, knobs and
-//! schedule up to that moment and draw a fresh fault suffix after it. Parents are picked in
+//! schedule up to that moment and draw a fresh fault suffix after it (half of them also redraw
+//! the committee churn from that moment with a `reshuffle`, half bring the next epoch change
+//! forward to within 2 s of it). Parents are picked in
 //! proportion to the rarity of their features. Fresh seeds draw their triggered faults half
 //! the time toward rarely reached (node, fail point) pairs; `--rare-points` is that alone,
 //! without corpus or mutation.
@@ -51,6 +53,10 @@ const MAX_FORKS_QUEUED: usize = 4 * BATCH;
 const MAX_STACK: usize = 3;
 /// Share of forks whose suffix also redraws the committee churn.
 const RESHUFFLE_SHARE: f64 = 0.5;
+/// Share of forks that bring the next epoch change forward to just after their moment.
+const EPOCH_CHANGE_SHARE: f64 = 0.5;
+/// How soon after the moment (ms) that epoch change starts at most.
+const EPOCH_CHANGE_WITHIN_MS: u64 = 2_000;
 /// Share of mutated children that also take a new seed.
 const RESEED_SHARE: f64 = 0.5;
 /// Tries to find an applicable mutation before falling back to a fresh seed.
@@ -239,6 +245,11 @@ impl State {
             let mut gs = mutate::groups(&schedule);
             mutate::reshuffle(rng, &mut gs, at);
             schedule = mutate::from_groups(&gs);
+        }
+        if rng.random_bool(EPOCH_CHANGE_SHARE) {
+            // The rare state meets the next epoch change (the spec's main concurrent event).
+            let soon = at + Duration::from_millis(rng.random_range(0..=EPOCH_CHANGE_WITHIN_MS));
+            schedule.at(soon, shardstorm_faults::Fault::EpochChange);
         }
         if !mutate::admissible(&schedule, shape.nodes.len(), shape.duration) {
             return None;
