@@ -279,11 +279,23 @@ fn too_many_jobs_are_capped_with_a_warning() {
 
 #[test]
 fn interrupting_explore_still_prints_its_summary() {
+    interrupt_explore(&[]);
+}
+
+#[test]
+fn interrupting_a_guided_campaign_still_prints_its_summary() {
+    interrupt_explore(&["--guided"]);
+}
+
+/// Starts a campaign of 100,000 seeds, sends it SIGINT after 3 s and checks that it stops
+/// with its summary.
+fn interrupt_explore(mode: &[&str]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_shardstorm"))
         .args(
             [
                 &["explore", "--seeds", "100000", "--jobs", "1", "--json"][..],
+                mode,
                 &SMALL,
                 &["--out", path_str(dir.path())],
             ]

@@ -527,7 +527,8 @@ pub fn explore_guided(
             let out_of_time = limit.is_some_and(|l| started.elapsed() >= l);
             let room = total.map_or(BATCH as u64, |t| t.saturating_sub(*generated));
             let n = usize::try_from(room.min(BATCH as u64)).unwrap_or(BATCH);
-            let jobs = if stop || out_of_time || n == 0 {
+            let interrupted = crate::interrupt::stop_requested();
+            let jobs = if stop || out_of_time || interrupted || n == 0 {
                 Vec::new()
             } else {
                 state.batch(config, *generated, n)
