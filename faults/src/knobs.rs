@@ -58,6 +58,11 @@ pub struct Knobs {
     pub churn_move: f64,
     /// Probability that a given epoch adds or removes a committee member.
     pub churn_membership: f64,
+    /// Probability that a shard move sends a shard the last epoch change moved back to its
+    /// owner before it (committees that flap). Drawn from its own stream; 0 when a run file
+    /// predates it.
+    #[serde(default)]
+    pub churn_return: f64,
     /// Workload operations per simulated second.
     pub workload_rate: f64,
 }
@@ -98,6 +103,7 @@ impl Knobs {
             epoch_ms: 10_000,
             churn_move: 0.0,
             churn_membership: 0.0,
+            churn_return: 0.0,
             workload_rate: 10.0,
         }
     }
@@ -190,16 +196,35 @@ impl Knobs {
                 *knobs.kind_mut(kind) = draw_own_stream(seed, shape, kind, stream);
             }
         }
+        knobs.churn_return = draw_churn_return(seed);
         knobs
     }
 
-    fn scalar_lines(&self) -> [(&'static str, String); 4] {
+    /// The knobs that are not fault kinds, as `(key, value)` in text order.
+    pub fn scalar_lines(&self) -> [(&'static str, String); 5] {
         [
             ("epoch_ms", self.epoch_ms.to_string()),
             ("churn_move", self.churn_move.to_string()),
             ("churn_membership", self.churn_membership.to_string()),
+            ("churn_return", self.churn_return.to_string()),
             ("workload_rate", self.workload_rate.to_string()),
         ]
+    }
+}
+
+/// The RNG stream of `churn_return`, apart from every other knob's.
+const CHURN_RETURN_STREAM: u64 = KNOBS_STREAM + 0x100;
+
+/// `churn_return`: off for half the seeds, else up to 0.8.
+fn draw_churn_return(seed: u64) -> f64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(CHURN_RETURN_STREAM);
+    let on = rng.random_bool(0.5);
+    let p = quantize(rng.random_range(0.0..0.8));
+    if on {
+        p
+    } else {
+        0.0
     }
 }
 
@@ -311,6 +336,9 @@ impl FromStr for Knobs {
         knobs.epoch_ms = pairs.take("epoch_ms", |ms: &u64| *ms > 0)?;
         knobs.churn_move = pairs.take("churn_move", probability_ok)?;
         knobs.churn_membership = pairs.take("churn_membership", probability_ok)?;
+        if pairs.0.contains_key("churn_return") {
+            knobs.churn_return = pairs.take("churn_return", probability_ok)?;
+        }
         knobs.workload_rate = pairs.take("workload_rate", rate_ok)?;
         pairs.finish()?;
         Ok(knobs)
@@ -326,7 +354,7 @@ mod tests {
     fn display_lists_every_knob_and_round_trips() {
         let knobs = Knobs::draw(3, &shape(5));
         let text = knobs.to_string();
-        assert_eq!(text.lines().count(), FaultKind::ALL.len() * 2 + 4);
+        assert_eq!(text.lines().count(), FaultKind::ALL.len() * 2 + 5);
         assert!(text.contains("failpoint_delay.rate="), "{text}");
         assert!(text.contains("epoch_ms="), "{text}");
         let back: Knobs = text.parse().expect("display parses");
@@ -341,11 +369,16 @@ mod tests {
         let old: String = knobs
             .to_string()
             .lines()
-            .filter(|l| !l.starts_with("chain_partition.") && !l.starts_with("triggered."))
+            .filter(|l| {
+                !l.starts_with("chain_partition.")
+                    && !l.starts_with("triggered.")
+                    && !l.starts_with("churn_return=")
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         let back: Knobs = old.parse().expect("old knobs parse");
         assert_eq!(back.chain_partition, KindKnob::off());
+        assert_eq!(back.churn_return, 0.0);
         assert_eq!(back.triggered, KindKnob::off());
         assert_eq!(back.crash, knobs.crash);
         let broken = old.replace("crash.rate=", "crash.rat=");

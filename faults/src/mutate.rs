@@ -293,10 +293,10 @@ pub fn mutate<R: Rng>(
         }
         Operator::Churn => {
             let quantize = |x: f64| (x * 1000.0).round() / 1000.0;
-            if rng.random_bool(0.5) {
-                knobs.churn_move = quantize(rng.random_range(0.2..1.0));
-            } else {
-                knobs.churn_membership = quantize(rng.random_range(0.1..0.9));
+            match rng.random_range(0..3) {
+                0 => knobs.churn_move = quantize(rng.random_range(0.2..1.0)),
+                1 => knobs.churn_membership = quantize(rng.random_range(0.1..0.9)),
+                _ => knobs.churn_return = quantize(rng.random_range(0.0..0.8)),
             }
         }
         Operator::Reshuffle => {

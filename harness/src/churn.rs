@@ -1,5 +1,7 @@
 //! Committee churn: the next epoch's shard assignment, drawn from the current one. Shards move
-//! between members; a standby node joins (and so enters `RecoverMetadata`); a member leaves.
+//! between members; a standby node joins (and so enters `RecoverMetadata`); a member leaves;
+//! a shard the last change moved goes back to its owner before it (committees that flap, so a
+//! node regains a shard it was still locking, syncing or had missed losing).
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
@@ -33,17 +35,46 @@ pub fn churn_rng(seed: u64) -> rand_chacha::ChaCha8Rng {
 /// Never shrink the committee below this many members.
 const MIN_MEMBERS: usize = 3;
 
-/// Draws the next assignment. `move_p` and `membership_p` are the knobs' churn probabilities.
-/// `hot` is a node that gained shards in the last change: half the moves go to it, so one node
-/// often gains shards in consecutive epochs (a new `start_sync_shards` while the last one runs).
+/// The churn knobs of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Churn {
+    /// Probability that an epoch change moves shards.
+    pub move_p: f64,
+    /// Probability that an epoch change adds or removes a member.
+    pub membership_p: f64,
+    /// Probability that a move sends a shard the last change moved back to its owner before.
+    pub return_p: f64,
+}
+
+impl Churn {
+    /// The churn of `knobs`.
+    pub fn of(knobs: &shardstorm_faults::Knobs) -> Self {
+        Self {
+            move_p: knobs.churn_move,
+            membership_p: knobs.churn_membership,
+            return_p: knobs.churn_return,
+        }
+    }
+}
+
+/// Draws the next assignment from `current` (and `previous`, the one before it).
+/// The node that gained the most shards in the last change is hot: half the moves go to it,
+/// so one node often gains shards in consecutive epochs (a new `start_sync_shards` while the
+/// last one runs). With `return_p` a move is instead a return: a shard the last change moved
+/// goes back to its owner before, if that node is still a member.
 pub fn next_committee(
     rng: &mut impl Rng,
     current: &BTreeMap<ShardIndex, NodeId>,
+    previous: &BTreeMap<ShardIndex, NodeId>,
     nodes: &[NodeId],
-    move_p: f64,
-    membership_p: f64,
-    hot: Option<NodeId>,
+    churn: Churn,
 ) -> BTreeMap<ShardIndex, NodeId> {
+    let Churn {
+        move_p,
+        membership_p,
+        return_p,
+    } = churn;
+    let hot = top_gainer(previous, current);
     let mut next = current.clone();
     if rng.random_bool(membership_p.clamp(0.0, 1.0)) {
         let members: BTreeSet<NodeId> = next.values().copied().collect();
@@ -80,6 +111,20 @@ pub fn next_committee(
             .into_iter()
             .collect();
         for _ in 0..rng.random_range(1..=3) {
+            // Only drawn when on, so runs without returns keep their draws.
+            if return_p > 0.0 && rng.random_bool(return_p.clamp(0.0, 1.0)) {
+                let moved: Vec<(ShardIndex, NodeId)> = current
+                    .iter()
+                    .filter_map(|(s, owner)| {
+                        let before = previous.get(s)?;
+                        (before != owner && members.contains(before)).then_some((*s, *before))
+                    })
+                    .collect();
+                if let Some((shard, back)) = moved.choose(rng) {
+                    next.insert(*shard, *back);
+                    continue;
+                }
+            }
             let shard = ShardIndex(rng.random_range(0..next.len() as u16));
             let to = match hot.filter(|h| members.contains(h)) {
                 Some(h) if rng.random_bool(0.5) => Some(h),
@@ -105,8 +150,15 @@ mod tests {
         let mut c: BTreeMap<ShardIndex, NodeId> =
             (0..20).map(|i| (ShardIndex(i), NodeId(i % 4))).collect();
         let mut joined = false;
+        let churn = Churn {
+            move_p: 0.5,
+            membership_p: 0.5,
+            return_p: 0.3,
+        };
+        let mut previous = c.clone();
         for _ in 0..500 {
-            c = next_committee(&mut rng, &c, &nodes, 0.5, 0.5, Some(NodeId(4)));
+            let next = next_committee(&mut rng, &c, &previous, &nodes, churn);
+            previous = std::mem::replace(&mut c, next);
             assert_eq!(c.len(), 20);
             let members: BTreeSet<_> = c.values().collect();
             assert!(members.len() >= MIN_MEMBERS.min(members.len()));
@@ -121,6 +173,41 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let c: BTreeMap<ShardIndex, NodeId> =
             (0..8).map(|i| (ShardIndex(i), NodeId(i % 4))).collect();
-        assert_eq!(next_committee(&mut rng, &c, &nodes, 0.0, 0.0, None), c);
+        let none = Churn {
+            move_p: 0.0,
+            membership_p: 0.0,
+            return_p: 1.0,
+        };
+        assert_eq!(next_committee(&mut rng, &c, &c, &nodes, none), c);
+    }
+
+    #[test]
+    fn a_return_sends_a_moved_shard_back_to_its_owner_before() {
+        let nodes: Vec<NodeId> = (0..4).map(NodeId).collect();
+        let previous: BTreeMap<ShardIndex, NodeId> =
+            (0..8).map(|i| (ShardIndex(i), NodeId(i % 4))).collect();
+        // The last change moved shard 5 from n1 to n3.
+        let mut current = previous.clone();
+        current.insert(ShardIndex(5), NodeId(3));
+        let always = Churn {
+            move_p: 1.0,
+            membership_p: 0.0,
+            return_p: 1.0,
+        };
+        for seed in 0..20 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let next = next_committee(&mut rng, &current, &previous, &nodes, always);
+            assert_eq!(next, previous, "seed {seed}: every move is the one return");
+        }
+        // Without returns the same draws move shards at random.
+        let never = Churn {
+            return_p: 0.0,
+            ..always
+        };
+        let moved_elsewhere = (0..20).any(|seed| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            next_committee(&mut rng, &current, &previous, &nodes, never) != previous
+        });
+        assert!(moved_elsewhere);
     }
 }

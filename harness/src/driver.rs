@@ -4,7 +4,7 @@
 //! heals everything, runs one last epoch change without churn, and audits convergence.
 
 use crate::apply::{self, Undo};
-use crate::churn::{churn_rng, next_committee, top_gainer};
+use crate::churn::{churn_rng, next_committee, Churn};
 use crate::cluster::{Cluster, MAX_LATENCY};
 use crate::monitor::{Monitor, Stepped};
 use crate::node_control::{Control, ControlCommand};
@@ -282,15 +282,13 @@ impl Driver {
             .committee(chain.epoch().saturating_sub(1))
             .unwrap_or_default()
             .shards;
-        let hot = top_gainer(&previous, &current);
         let next = if churn {
             next_committee(
                 &mut self.churn,
                 &current,
+                &previous,
                 &nodes,
-                self.knobs.churn_move,
-                self.knobs.churn_membership,
-                hot,
+                Churn::of(&self.knobs),
             )
         } else {
             current

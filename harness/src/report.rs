@@ -265,13 +265,7 @@ fn knobs_section(knobs: &Knobs) -> String {
         );
     }
     out.push_str("</table>\n<table>\n<tr><th>knob</th><th>value</th></tr>\n");
-    let scalars = [
-        ("epoch_ms", knobs.epoch_ms.to_string()),
-        ("churn_move", knobs.churn_move.to_string()),
-        ("churn_membership", knobs.churn_membership.to_string()),
-        ("workload_rate", knobs.workload_rate.to_string()),
-    ];
-    for (key, value) in scalars {
+    for (key, value) in knobs.scalar_lines() {
         let _ = writeln!(out, "<tr><td>{key}</td><td>{}</td></tr>", escape(&value));
     }
     out.push_str("</table>\n</div>\n");

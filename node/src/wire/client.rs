@@ -2,8 +2,9 @@
 //! exchange under a timeout (a connect to a crashed host never returns on its own). A `Pool`
 //! keeps idle connections per host, so steady traffic does not open a connection (and use up an
 //! ephemeral port) per request, and stops dialling a host for a while after a connect to it
-//! timed out (turmoil 0.7.2 never frees the port of a connect abandoned before its SYN-ACK, so
-//! dialling a crashed or partitioned host in a loop would exhaust the ephemeral ports).
+//! timed out or was refused (turmoil 0.7.2 never frees the port of a connect that got no
+//! SYN-ACK, so dialling a crashed, restarting or partitioned host in a loop would exhaust the
+//! ephemeral ports).
 
 use super::frame::{codec, decode, encode, WireError};
 use super::message::{Envelope, Response};
@@ -98,7 +99,12 @@ impl Pool {
             return Err(WireError::ConnectTimeout(key.0.clone()));
         }
         let result = connect(&key.0, key.1, t).await;
-        if matches!(result, Err(WireError::ConnectTimeout(_))) {
+        // A refused connect leaks its port in turmoil too, and it fails at once: without the
+        // pause a retry loop would use up every ephemeral port within seconds.
+        if matches!(
+            result,
+            Err(WireError::ConnectTimeout(_) | WireError::Connect(..))
+        ) {
             let until = tokio::time::Instant::now() + t.connect * UNREACHABLE_FOR;
             self.unreachable.lock_ok().insert(key.clone(), until);
         }
