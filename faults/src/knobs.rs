@@ -58,8 +58,8 @@ pub struct Knobs {
     pub churn_move: f64,
     /// Probability that a given epoch adds or removes a committee member.
     pub churn_membership: f64,
-    /// Probability that a shard move sends a shard the last epoch change moved back to its
-    /// owner before it (committees that flap). Drawn from its own stream; 0 when a run file
+    /// Probability that a shard move sends a shard back to a node that owned it in one of the
+    /// last epochs (committees that flap). Drawn from its own stream; 0 when a run file
     /// predates it.
     #[serde(default)]
     pub churn_return: f64,

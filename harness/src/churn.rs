@@ -32,6 +32,28 @@ pub fn churn_rng(seed: u64) -> rand_chacha::ChaCha8Rng {
     rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x0063_6875_726e)
 }
 
+/// Every (shard, member) such that the member owned the shard in one of the last
+/// [`RETURN_DEPTH`] committees and does not own it now, in shard and then recency order.
+fn returns(
+    current: &BTreeMap<ShardIndex, NodeId>,
+    earlier: &[BTreeMap<ShardIndex, NodeId>],
+    members: &[NodeId],
+) -> Vec<(ShardIndex, NodeId)> {
+    let mut out: Vec<(ShardIndex, NodeId)> = Vec::new();
+    for (shard, owner) in current {
+        for committee in earlier.iter().take(RETURN_DEPTH) {
+            let Some(before) = committee.get(shard) else {
+                continue;
+            };
+            let fresh = !out.contains(&(*shard, *before));
+            if before != owner && members.contains(before) && fresh {
+                out.push((*shard, *before));
+            }
+        }
+    }
+    out
+}
+
 /// Never shrink the committee below this many members.
 const MIN_MEMBERS: usize = 3;
 
@@ -42,7 +64,8 @@ pub struct Churn {
     pub move_p: f64,
     /// Probability that an epoch change adds or removes a member.
     pub membership_p: f64,
-    /// Probability that a move sends a shard the last change moved back to its owner before.
+    /// Probability that a move sends a shard back to an owner it had in one of the last
+    /// [`RETURN_DEPTH`] committees.
     pub return_p: f64,
 }
 
@@ -57,15 +80,19 @@ impl Churn {
     }
 }
 
-/// Draws the next assignment from `current` (and `previous`, the one before it).
-/// The node that gained the most shards in the last change is hot: half the moves go to it,
-/// so one node often gains shards in consecutive epochs (a new `start_sync_shards` while the
-/// last one runs). With `return_p` a move is instead a return: a shard the last change moved
-/// goes back to its owner before, if that node is still a member.
+/// How many committees back a return may reach.
+pub const RETURN_DEPTH: usize = 3;
+
+/// Draws the next assignment from `current` and `earlier`, the committees before it, most
+/// recent first. The node that gained the most shards in the last change is hot: half the
+/// moves go to it, so one node often gains shards in consecutive epochs (a new
+/// `start_sync_shards` while the last one runs). With `return_p` a move is instead a return:
+/// a shard goes back to a member that owned it in one of the last [`RETURN_DEPTH`] committees
+/// (the node regains a shard it may still be locking or syncing, or lost while it was down).
 pub fn next_committee(
     rng: &mut impl Rng,
     current: &BTreeMap<ShardIndex, NodeId>,
-    previous: &BTreeMap<ShardIndex, NodeId>,
+    earlier: &[BTreeMap<ShardIndex, NodeId>],
     nodes: &[NodeId],
     churn: Churn,
 ) -> BTreeMap<ShardIndex, NodeId> {
@@ -74,7 +101,9 @@ pub fn next_committee(
         membership_p,
         return_p,
     } = churn;
-    let hot = top_gainer(previous, current);
+    let hot = earlier
+        .first()
+        .and_then(|previous| top_gainer(previous, current));
     let mut next = current.clone();
     if rng.random_bool(membership_p.clamp(0.0, 1.0)) {
         let members: BTreeSet<NodeId> = next.values().copied().collect();
@@ -113,14 +142,8 @@ pub fn next_committee(
         for _ in 0..rng.random_range(1..=3) {
             // Only drawn when on, so runs without returns keep their draws.
             if return_p > 0.0 && rng.random_bool(return_p.clamp(0.0, 1.0)) {
-                let moved: Vec<(ShardIndex, NodeId)> = current
-                    .iter()
-                    .filter_map(|(s, owner)| {
-                        let before = previous.get(s)?;
-                        (before != owner && members.contains(before)).then_some((*s, *before))
-                    })
-                    .collect();
-                if let Some((shard, back)) = moved.choose(rng) {
+                let returns = returns(current, earlier, &members);
+                if let Some((shard, back)) = returns.choose(rng) {
                     next.insert(*shard, *back);
                     continue;
                 }
@@ -155,10 +178,11 @@ mod tests {
             membership_p: 0.5,
             return_p: 0.3,
         };
-        let mut previous = c.clone();
+        let mut earlier: Vec<BTreeMap<ShardIndex, NodeId>> = Vec::new();
         for _ in 0..500 {
-            let next = next_committee(&mut rng, &c, &previous, &nodes, churn);
-            previous = std::mem::replace(&mut c, next);
+            let next = next_committee(&mut rng, &c, &earlier, &nodes, churn);
+            earlier.insert(0, std::mem::replace(&mut c, next));
+            earlier.truncate(RETURN_DEPTH);
             assert_eq!(c.len(), 20);
             let members: BTreeSet<_> = c.values().collect();
             assert!(members.len() >= MIN_MEMBERS.min(members.len()));
@@ -178,17 +202,22 @@ mod tests {
             membership_p: 0.0,
             return_p: 1.0,
         };
-        assert_eq!(next_committee(&mut rng, &c, &c, &nodes, none), c);
+        assert_eq!(
+            next_committee(&mut rng, &c, std::slice::from_ref(&c), &nodes, none),
+            c
+        );
     }
 
     #[test]
-    fn a_return_sends_a_moved_shard_back_to_its_owner_before() {
+    fn a_return_sends_a_moved_shard_back_to_an_owner_before() {
         let nodes: Vec<NodeId> = (0..4).map(NodeId).collect();
-        let previous: BTreeMap<ShardIndex, NodeId> =
+        let first: BTreeMap<ShardIndex, NodeId> =
             (0..8).map(|i| (ShardIndex(i), NodeId(i % 4))).collect();
-        // The last change moved shard 5 from n1 to n3.
-        let mut current = previous.clone();
+        // Two changes ago shard 5 moved from n1 to n3; the last change moved nothing.
+        let mut current = first.clone();
         current.insert(ShardIndex(5), NodeId(3));
+        let earlier = [current.clone(), first.clone()];
+        let previous = first;
         let always = Churn {
             move_p: 1.0,
             membership_p: 0.0,
@@ -196,7 +225,7 @@ mod tests {
         };
         for seed in 0..20 {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let next = next_committee(&mut rng, &current, &previous, &nodes, always);
+            let next = next_committee(&mut rng, &current, &earlier, &nodes, always);
             assert_eq!(next, previous, "seed {seed}: every move is the one return");
         }
         // Without returns the same draws move shards at random.
@@ -206,7 +235,7 @@ mod tests {
         };
         let moved_elsewhere = (0..20).any(|seed| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            next_committee(&mut rng, &current, &previous, &nodes, never) != previous
+            next_committee(&mut rng, &current, &earlier, &nodes, never) != previous
         });
         assert!(moved_elsewhere);
     }

@@ -4,7 +4,7 @@
 //! heals everything, runs one last epoch change without churn, and audits convergence.
 
 use crate::apply::{self, Undo};
-use crate::churn::{churn_rng, next_committee, Churn};
+use crate::churn::{churn_rng, next_committee, Churn, RETURN_DEPTH};
 use crate::cluster::{Cluster, MAX_LATENCY};
 use crate::monitor::{Monitor, Stepped};
 use crate::node_control::{Control, ControlCommand};
@@ -278,15 +278,17 @@ impl Driver {
         }
         let current = chain.committee(chain.epoch()).unwrap_or_default().shards;
         let nodes: Vec<NodeId> = self.cluster.nodes.keys().copied().collect();
-        let previous = chain
-            .committee(chain.epoch().saturating_sub(1))
-            .unwrap_or_default()
-            .shards;
+        let earlier: Vec<_> = (1..=RETURN_DEPTH as u64)
+            .map(|back| {
+                let epoch = chain.epoch().saturating_sub(back);
+                chain.committee(epoch).unwrap_or_default().shards
+            })
+            .collect();
         let next = if churn {
             next_committee(
                 &mut self.churn,
                 &current,
-                &previous,
+                &earlier,
                 &nodes,
                 Churn::of(&self.knobs),
             )
