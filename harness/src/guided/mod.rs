@@ -9,8 +9,9 @@
 //! campaign has seen fewer than [`FORK_BELOW`] times, [`FORKS`] runs keep its seed, knobs and
 //! schedule up to that moment and draw a fresh fault suffix after it (half of them also redraw
 //! the committee churn from that moment with a `reshuffle`, half bring the next epoch change
-//! forward to within 2 s of it). Parents are picked in
-//! proportion to the rarity of their features. Fresh seeds draw their triggered faults half
+//! forward to within 2 s of it). The [`bandit`] shares the runs between these three
+//! generators by the new features each yielded per run so far (at least a tenth each). Parents
+//! are picked in proportion to the rarity of their features. Fresh seeds draw their triggered faults half
 //! the time toward rarely reached (node, fail point) pairs; `--rare-points` is that alone,
 //! without corpus or mutation.
 //!
@@ -19,6 +20,7 @@
 //! explores the same runs whatever the job count and the timing, while the workers never wait
 //! for a batch to be generated.
 
+pub mod bandit;
 pub mod corpus;
 
 use crate::coverage::{CoverageMap, RunCoverage};
@@ -27,6 +29,7 @@ use crate::explore::{
 };
 use crate::run::run_with_ledger;
 use crate::run_spec::RunSpec;
+use bandit::{Bandit, Generator};
 use corpus::{Corpus, Entry};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -41,8 +44,6 @@ use std::time::{Duration, Instant};
 
 /// Runs per batch.
 pub const BATCH: usize = 8;
-/// Share of fresh swarm seeds among the runs of a guided campaign with a corpus.
-pub const FRESH_SHARE: f64 = 0.5;
 /// A run that reaches a feature seen fewer than this many times forks.
 pub const FORK_BELOW: u64 = 2;
 /// Forks per rare moment.
@@ -90,6 +91,14 @@ enum Origin {
 }
 
 impl Origin {
+    fn generator(&self) -> Generator {
+        match self {
+            Origin::Fresh => Generator::Fresh,
+            Origin::Mutated(_) => Generator::Mutated,
+            Origin::Forked(_) => Generator::Forked,
+        }
+    }
+
     fn text(&self) -> String {
         match self {
             Origin::Fresh => "fresh".into(),
@@ -145,6 +154,8 @@ struct State {
     next_fresh: u64,
     explored: Vec<String>,
     curve: Vec<(u64, usize)>,
+    /// New features per run of each generator, which sets their shares of the next runs.
+    bandit: Bandit,
 }
 
 impl State {
@@ -271,18 +282,22 @@ impl State {
         let mut jobs = Vec::with_capacity(n);
         for index in first..first + n as u64 {
             let mut rng = self.rng(index, 0x6775_6964_6564);
-            let roll: f64 = rng.random();
             let guided = self.mode == Mode::Guided && !self.corpus.entries.is_empty();
-            let mut made = None;
-            if guided && !self.forks.is_empty() && roll < 0.35 {
-                made = self
+            let forks = !self.forks.is_empty();
+            let generator = self.bandit.pick(&mut rng, |g| match g {
+                Generator::Fresh => true,
+                Generator::Mutated => guided,
+                Generator::Forked => guided && forks,
+            });
+            let made = match generator {
+                Generator::Forked => self
                     .forked(&mut rng, &weights)
-                    .map(|(spec, at)| (spec, Origin::Forked(at)));
-            } else if guided && roll >= FRESH_SHARE {
-                made = self
+                    .map(|(spec, at)| (spec, Origin::Forked(at))),
+                Generator::Mutated => self
                     .mutated(&mut rng, &energy, &weights)
-                    .map(|(spec, ops)| (spec, Origin::Mutated(ops)));
-            }
+                    .map(|(spec, ops)| (spec, Origin::Mutated(ops))),
+                Generator::Fresh => None,
+            };
             let made = made.or_else(|| {
                 self.fresh(config, &weights)
                     .map(|spec| (spec, Origin::Fresh))
@@ -322,6 +337,9 @@ impl State {
         };
         let new = self.map.add(&coverage);
         self.own.add(&coverage);
+        if self.mode == Mode::Guided {
+            self.bandit.record(done.origin.generator(), new);
+        }
         if self.own.runs.is_multiple_of(crate::explore::CURVE_STEP) {
             self.curve.push((self.own.runs, self.map.feature_count()));
         }
@@ -490,6 +508,7 @@ pub fn explore_guided(
         next_fresh: 0,
         explored: Vec::new(),
         curve: Vec::new(),
+        bandit: Bandit::default(),
     };
     let total = config.total();
     let limit = match config.seeds {
