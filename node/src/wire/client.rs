@@ -2,7 +2,7 @@
 //! exchange under a timeout (a connect to a crashed host never returns on its own). A `Pool`
 //! keeps idle connections per host, so steady traffic does not open a connection (and use up an
 //! ephemeral port) per request, and stops dialling a host for a while after a connect to it
-//! timed out or was refused (turmoil 0.7.2 never frees the port of a connect that got no
+//! timed out or after 16 refused in a row (turmoil 0.7.2 never frees the port of a connect that got no
 //! SYN-ACK, so dialling a crashed, restarting or partitioned host in a loop would exhaust the
 //! ephemeral ports).
 
@@ -31,6 +31,8 @@ pub struct Pool {
     idle: Mutex<BTreeMap<(String, u16), Vec<Connection>>>,
     /// Hosts whose last connect timed out, and until when they are not dialled again.
     unreachable: Mutex<BTreeMap<(String, u16), tokio::time::Instant>>,
+    /// Consecutive refused connects per host.
+    refused: Mutex<BTreeMap<(String, u16), u32>>,
     /// At most `MAX_DIALS_PER_HOST` connects in flight per host; later callers wait.
     dials: Mutex<BTreeMap<(String, u16), std::sync::Arc<tokio::sync::Semaphore>>>,
 }
@@ -40,6 +42,9 @@ const MAX_DIALS_PER_HOST: usize = 4;
 
 /// How long a host whose connect timed out is not dialled again, in connect timeouts.
 const UNREACHABLE_FOR: u32 = 2;
+
+/// Refused connects in a row after which a host is not dialled for a while.
+const REFUSALS_BEFORE_PAUSE: u32 = 16;
 
 /// At most this many idle connections are kept per host.
 const MAX_IDLE_PER_HOST: usize = 4;
@@ -99,16 +104,36 @@ impl Pool {
             return Err(WireError::ConnectTimeout(key.0.clone()));
         }
         let result = connect(&key.0, key.1, t).await;
-        // A refused connect leaks its port in turmoil too, and it fails at once: without the
-        // pause a retry loop would use up every ephemeral port within seconds.
-        if matches!(
-            result,
-            Err(WireError::ConnectTimeout(_) | WireError::Connect(..))
-        ) {
+        if matches!(result, Err(WireError::ConnectTimeout(_)))
+            || self.refused_too_often(key, &result)
+        {
             let until = tokio::time::Instant::now() + t.connect * UNREACHABLE_FOR;
             self.unreachable.lock_ok().insert(key.clone(), until);
         }
         result
+    }
+
+    /// Counts consecutive refused connects to a host; true (and the count starts over) once
+    /// there were [`REFUSALS_BEFORE_PAUSE`]. A refused connect leaks its port in turmoil too
+    /// and fails at once, so a retry loop would otherwise use up every ephemeral port within
+    /// seconds.
+    fn refused_too_often(
+        &self,
+        key: &(String, u16),
+        result: &Result<Connection, WireError>,
+    ) -> bool {
+        let mut refused = self.refused.lock_ok();
+        if !matches!(result, Err(WireError::Connect(..))) {
+            refused.remove(key);
+            return false;
+        }
+        let count = refused.entry(key.clone()).or_insert(0);
+        *count += 1;
+        if *count < REFUSALS_BEFORE_PAUSE {
+            return false;
+        }
+        refused.remove(key);
+        true
     }
 }
 
