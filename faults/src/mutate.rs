@@ -291,20 +291,17 @@ pub fn mutate<R: Rng>(
                 g.scale(new, old);
             }
         }
-        Operator::Churn => {
-            let quantize = |x: f64| (x * 1000.0).round() / 1000.0;
-            match rng.random_range(0..3) {
-                0 => knobs.churn_move = quantize(rng.random_range(0.2..1.0)),
-                1 => knobs.churn_membership = quantize(rng.random_range(0.1..0.9)),
-                _ => knobs.churn_return = quantize(rng.random_range(0.0..0.8)),
-            }
-        }
+        Operator::Churn => match rng.random_range(0..3) {
+            0 => knobs.churn_move = quantize(rng.random_range(0.2..1.0)),
+            1 => knobs.churn_membership = quantize(rng.random_range(0.1..0.9)),
+            _ => knobs.churn_return = quantize(rng.random_range(0.0..0.8)),
+        },
         Operator::Reshuffle => {
             let at = Duration::from_millis(rng.random_range(0..horizon_ms.max(1)));
             reshuffle(rng, &mut gs, at);
             if !churns(&knobs) {
                 // Nothing to redraw: the child also moves shards.
-                knobs.churn_move = (rng.random_range(0.2..1.0f64) * 1000.0).round() / 1000.0;
+                knobs.churn_move = quantize(rng.random_range(0.2..1.0));
             }
         }
         Operator::Splice => {
@@ -364,6 +361,11 @@ pub fn reshuffle<R: Rng>(rng: &mut R, gs: &mut Vec<Group>, at: Duration) {
             entries: vec![entry],
         }),
     }
+}
+
+/// A knob value with three decimals, as the nemesis draws them.
+fn quantize(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// True when the knobs move shards or change membership at epoch changes.

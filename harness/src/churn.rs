@@ -1,7 +1,7 @@
 //! Committee churn: the next epoch's shard assignment, drawn from the current one. Shards move
 //! between members; a standby node joins (and so enters `RecoverMetadata`); a member leaves;
-//! a shard the last change moved goes back to its owner before it (committees that flap, so a
-//! node regains a shard it was still locking, syncing or had missed losing).
+//! a shard goes back to a member that owned it in one of the last few committees (committees
+//! that flap, so a node regains a shard it was still locking, syncing or had missed losing).
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;

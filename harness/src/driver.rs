@@ -278,13 +278,13 @@ impl Driver {
         }
         let current = chain.committee(chain.epoch()).unwrap_or_default().shards;
         let nodes: Vec<NodeId> = self.cluster.nodes.keys().copied().collect();
-        let earlier: Vec<_> = (1..=RETURN_DEPTH as u64)
-            .map(|back| {
-                let epoch = chain.epoch().saturating_sub(back);
-                chain.committee(epoch).unwrap_or_default().shards
-            })
-            .collect();
         let next = if churn {
+            let earlier: Vec<_> = (1..=RETURN_DEPTH as u64)
+                .map(|back| {
+                    let epoch = chain.epoch().saturating_sub(back);
+                    chain.committee(epoch).unwrap_or_default().shards
+                })
+                .collect();
             next_committee(
                 &mut self.churn,
                 &current,

@@ -646,6 +646,25 @@ fn class_text(c: u16) -> String {
     }
 }
 
+/// The detail code of a sync's outcome (1 success, 2 failed, 3 crash, 4 cancelled).
+fn outcome_code(outcome: SyncOutcome) -> u16 {
+    match outcome {
+        SyncOutcome::Success => 1,
+        SyncOutcome::Failed => 2,
+        SyncOutcome::SimulatedCrash => 3,
+        SyncOutcome::Cancelled => 4,
+    }
+}
+
+/// The detail code of an attestation's path (1 shard sync, 2 finisher, 3 node recovery).
+fn path_code(path: AttestationPath) -> u16 {
+    match path {
+        AttestationPath::ShardSync => 1,
+        AttestationPath::Finisher => 2,
+        AttestationPath::NodeRecovery => 3,
+    }
+}
+
 /// The pair class of a probe event (`None`: too frequent to pair, e.g. stored slivers).
 fn probe_class(p: &ProbeEvent) -> Option<u16> {
     use ProbeEvent::*;
@@ -660,25 +679,10 @@ fn probe_class(p: &ProbeEvent) -> Option<u16> {
         MetadataRecoveryStart { .. } => class::MDREC_START,
         MetadataRecoveryFinish { ok, .. } => class::MDREC_FINISH | u16::from(*ok),
         SyncStart { .. } => class::SYNC_START,
-        SyncFinish { outcome, .. } => {
-            class::SYNC_FINISH
-                | match outcome {
-                    SyncOutcome::Success => 1,
-                    SyncOutcome::Failed => 2,
-                    SyncOutcome::SimulatedCrash => 3,
-                    SyncOutcome::Cancelled => 4,
-                }
-        }
+        SyncFinish { outcome, .. } => class::SYNC_FINISH | outcome_code(*outcome),
         DirectRecovery { forced, .. } => class::DIRECT_RECOVERY | u16::from(*forced),
         RecoveryStart { .. } => class::RECOVERY_START,
-        Attestation { path, .. } => {
-            class::ATTESTATION
-                | match path {
-                    AttestationPath::ShardSync => 1,
-                    AttestationPath::Finisher => 2,
-                    AttestationPath::NodeRecovery => 3,
-                }
-        }
+        Attestation { path, .. } => class::ATTESTATION | path_code(*path),
         EpochChangeStart { .. } => class::EPOCH_START,
         EpochChangeProcessed { .. } => return None,
         PendingEventsWait { .. } => class::PENDING_WAIT,
@@ -979,13 +983,7 @@ impl Features {
             ShardDropped { shard } => (Some(shard.0), step::DROPPED),
             SyncStart { shard, .. } => (Some(shard.0), step::SYNC_START),
             SyncFinish { shard, outcome, .. } => {
-                let outcome = match outcome {
-                    SyncOutcome::Success => 1,
-                    SyncOutcome::Failed => 2,
-                    SyncOutcome::SimulatedCrash => 3,
-                    SyncOutcome::Cancelled => 4,
-                };
-                (Some(shard.0), step::SYNC_FINISH | outcome)
+                (Some(shard.0), step::SYNC_FINISH | outcome_code(*outcome))
             }
             DirectRecovery { shard, .. } | RecoveryStart { shard, .. } => {
                 (Some(shard.0), step::RECOVERY)
@@ -994,14 +992,7 @@ impl Features {
             MetadataRecoveryStart { .. } => (None, step::MDREC_START),
             MetadataRecoveryFinish { ok, .. } => (None, step::MDREC | u16::from(*ok)),
             OuterTaskAborted { .. } => (None, step::ABORTED),
-            Attestation { path, .. } => {
-                let path = match path {
-                    AttestationPath::ShardSync => 1,
-                    AttestationPath::Finisher => 2,
-                    AttestationPath::NodeRecovery => 3,
-                };
-                (None, step::ATTESTED | path)
-            }
+            Attestation { path, .. } => (None, step::ATTESTED | path_code(*path)),
             NodeRecoveryStart { .. } => (None, step::NODE_RECOVERY),
             _ => return None,
         })

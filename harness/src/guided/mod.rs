@@ -5,15 +5,16 @@
 //! is a fresh swarm seed, a mutation of a corpus entry (one to three operators of
 //! [`shardstorm_faults::mutate`]: add, remove or move a fault, retarget a triggered fault or an
 //! armed fail point toward rarely reached points, change its action, move an epoch change,
-//! stretch the epoch length, splice two entries), or a fork: when a run reaches a feature the
-//! campaign has seen fewer than [`FORK_BELOW`] times, [`FORKS`] runs keep its seed, knobs and
-//! schedule up to that moment and draw a fresh fault suffix after it (half of them also redraw
-//! the committee churn from that moment with a `reshuffle`, half bring the next epoch change
-//! forward to within 2 s of it). The [`bandit`] shares the runs between these three
-//! generators by the new features each yielded per run so far (at least a tenth each). Parents
-//! are picked in proportion to the rarity of their features. Fresh seeds draw their triggered faults half
-//! the time toward rarely reached (node, fail point) pairs; `--rare-points` is that alone,
-//! without corpus or mutation.
+//! stretch the epoch length, redraw the churn knobs, add or move a `reshuffle`, splice two
+//! entries), or a fork: when a run reaches a feature the campaign has seen fewer than
+//! [`FORK_BELOW`] times, [`FORKS`] runs keep its seed, knobs and schedule up to that moment and
+//! draw a fresh fault suffix after it (half of them also redraw the committee churn from that
+//! moment with a `reshuffle`, half bring the next epoch change forward to within 2 s of it).
+//! The [`bandit`] shares the runs between these three generators by the new features each
+//! yielded per run so far (at least a tenth each). Parents are picked in proportion to the
+//! rarity of their features. Fresh seeds draw their triggered faults half the time toward
+//! rarely reached (node, fail point) pairs; `--rare-points` is that alone, without corpus or
+//! mutation.
 //!
 //! Deterministic: runs are generated in batches of [`BATCH`]; batch `b + 2` is generated from
 //! the campaign state after merging batches `0..=b` in run order, so the same campaign seed

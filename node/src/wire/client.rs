@@ -2,9 +2,9 @@
 //! exchange under a timeout (a connect to a crashed host never returns on its own). A `Pool`
 //! keeps idle connections per host, so steady traffic does not open a connection (and use up an
 //! ephemeral port) per request, and stops dialling a host for a while after a connect to it
-//! timed out or after 16 refused in a row (turmoil 0.7.2 never frees the port of a connect that got no
-//! SYN-ACK, so dialling a crashed, restarting or partitioned host in a loop would exhaust the
-//! ephemeral ports).
+//! timed out or after 16 refused in a row (turmoil 0.7.2 never frees the port of a connect that
+//! got no SYN-ACK, so dialling a crashed, restarting or partitioned host in a loop would exhaust
+//! the ephemeral ports).
 
 use super::frame::{codec, decode, encode, WireError};
 use super::message::{Envelope, Response};
